@@ -1,0 +1,128 @@
+"""A durable JetStream pull consumer that applies each event exactly once in effect.
+
+Every message is applied in one PostgreSQL transaction together with a row recording its event id
+as processed by this consumer; a redelivery, or a re-publication after JetStream's duplicate window,
+finds the row and changes nothing. A message that cannot be decoded, or that the handler declares
+poison, goes to `dealreg.deadletter.<consumer>` with a log line, and the consumer goes on; any other
+failure is retried with backoff (`nak(delay)`) until `max_deliver`, then dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+import msgspec
+import structlog
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from contracts.envelope import DEAD_LETTER_PREFIX, CloudEvent, UnknownEventType, decode_data, decode_envelope
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[asyncpg.Connection, CloudEvent, msgspec.Struct], Awaitable[None]]
+
+
+class PoisonMessage(Exception):
+    """The message is well-formed but can never be applied: dead-letter it."""
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        *,
+        nc: NATS,
+        pool: asyncpg.Pool,
+        schema: str,
+        durable: str,
+        stream: str,
+        filter_subject: str,
+        handle: Handler,
+        batch_size: int = 100,
+        max_deliver: int = 8,
+        ack_wait: float = 30.0,
+    ) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.pool = pool
+        self.durable = durable
+        self.stream = stream
+        self.filter_subject = filter_subject
+        self.handle = handle
+        self.batch_size = batch_size
+        self.max_deliver = max_deliver
+        self.ack_wait = ack_wait
+        self.applied = 0
+        self.dead_lettered = 0
+        self._sql_mark = (
+            f"INSERT INTO {schema}.processed (consumer, event_id) VALUES ($1, $2::uuid)"
+            f" ON CONFLICT DO NOTHING RETURNING 1"
+        )
+
+    async def subscribe(self):
+        return await self.js.pull_subscribe(
+            self.filter_subject,
+            durable=self.durable,
+            stream=self.stream,
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=self.ack_wait,
+                max_deliver=self.max_deliver + 1,
+                max_ack_pending=10_000,
+            ),
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        sub = await self.subscribe()
+        while not stop.is_set():
+            try:
+                msgs = await sub.fetch(self.batch_size, timeout=0.5)
+            except (NatsTimeout, TimeoutError):
+                continue
+            except Exception as e:
+                log.warning("consumer.fetch_failed", consumer=self.durable, error=repr(e))
+                await asyncio.sleep(0.5)
+                continue
+            for msg in msgs:
+                await self.process(msg)
+
+    async def process(self, msg: Msg) -> None:
+        """Apply one message (or dead-letter it) and acknowledge it."""
+        try:
+            ce = decode_envelope(msg.data)
+            data = decode_data(ce.service, ce.event_name, ce.data)
+        except (msgspec.DecodeError, msgspec.ValidationError, UnknownEventType, IndexError) as e:
+            await self.dead_letter(msg, f"undecodable: {e}")
+            return
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                if await conn.fetchval(self._sql_mark, self.durable, ce.id):
+                    await self.handle(conn, ce, data)
+                    self.applied += 1
+        except PoisonMessage as e:
+            await self.dead_letter(msg, f"poison: {e}", event_id=ce.id)
+            return
+        except Exception as e:
+            delivered = msg.metadata.num_delivered if msg.metadata else 1
+            if delivered >= self.max_deliver:
+                await self.dead_letter(msg, f"failed {delivered} times: {e!r}", event_id=ce.id)
+                return
+            delay = min(0.1 * 2 ** (delivered - 1), 10.0)
+            log.warning("consumer.retry", consumer=self.durable, event_id=ce.id, delay=delay, error=repr(e))
+            await msg.nak(delay=delay)
+            return
+        await msg.ack()
+
+    async def dead_letter(self, msg: Msg, reason: str, event_id: str | None = None) -> None:
+        headers = {"Dealreg-Reason": reason[:500], "Dealreg-Original-Subject": msg.subject}
+        await self.js.publish(f"{DEAD_LETTER_PREFIX}.{self.durable}", msg.data, headers=headers)
+        self.dead_lettered += 1
+        log.error(
+            "consumer.dead_lettered", consumer=self.durable, subject=msg.subject, event_id=event_id, reason=reason
+        )
+        await msg.term()

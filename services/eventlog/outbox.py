@@ -1,0 +1,129 @@
+"""The outbox relay: publishes appended events to JetStream, in order, at least once.
+
+Appends write an outbox row in the same transaction as the event, and NOTIFY the relay. The relay
+publishes a batch with asynchronous acks, `Nats-Msg-Id` = event id (so JetStream drops duplicates
+inside its window, and consumers dedupe by event id beyond it), and deletes the rows only after
+every PubAck. Several replicas may run a relay: a session advisory lock lets one publish a schema's
+outbox at a time, which keeps the per-stream order; the others wait and take over if it dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+
+import asyncpg
+import msgspec
+import structlog
+from nats.js import JetStreamContext
+
+from contracts.envelope import CloudEvent, cloudevent_type, source_for
+from services.eventlog.store import EventStore
+
+log = structlog.get_logger(__name__)
+_encoder = msgspec.json.Encoder()
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        js: JetStreamContext,
+        store: EventStore,
+        *,
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+        standby_interval: float = 1.0,
+    ) -> None:
+        self.pool = pool
+        self.js = js
+        self.store = store
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.standby_interval = standby_interval
+        self.lock_key = zlib.crc32(f"dealreg-outbox-{store.schema}".encode())
+        self.published = 0
+        self._wake = asyncio.Event()
+        s = store.schema
+        self._sql_batch = f"""
+            SELECT o.global_position, o.subject, e.event_id::text, e.event_type, e.program_id, e.subject,
+                   e.data::text, e.traceparent, e.occurred_at
+            FROM {s}.outbox o JOIN {s}.events e USING (global_position)
+            ORDER BY o.global_position LIMIT $1
+        """
+        self._sql_done = f"DELETE FROM {s}.outbox WHERE global_position = ANY($1::bigint[])"
+
+    def wake(self, *_: object) -> None:
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Hold the relay lock (or wait for it) and publish until `stop` is set."""
+        while not stop.is_set():
+            try:
+                async with self.pool.acquire() as conn:
+                    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self.lock_key):
+                        await _wait(stop, self.standby_interval)
+                        continue
+                    try:
+                        await conn.add_listener(self.store.notify_channel, self.wake)
+                        await self._publish_loop(conn, stop)
+                    finally:
+                        await conn.remove_listener(self.store.notify_channel, self.wake)
+                        await conn.execute("SELECT pg_advisory_unlock($1)", self.lock_key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # database or NATS down: keep the rows, retry
+                log.warning("outbox.relay_error", schema=self.store.schema, error=repr(e))
+                await _wait(stop, 1.0)
+
+    async def _publish_loop(self, conn: asyncpg.Connection, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self._wake.clear()
+            sent = await self.publish_batch(conn)
+            if sent < self.batch_size:
+                waiter = asyncio.ensure_future(self._wake.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({waiter, stopper}, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
+
+    async def publish_batch(self, conn: asyncpg.Connection) -> int:
+        """Publish one batch of pending events; returns how many were sent and acknowledged."""
+        rows = await conn.fetch(self._sql_batch, self.batch_size)
+        if not rows:
+            return 0
+        futures = []
+        for pos, nats_subject, event_id, event_type, program_id, subject, data, traceparent, occurred_at in rows:
+            ce = CloudEvent(
+                id=event_id,
+                source=source_for(self.store.service, program_id),
+                type=cloudevent_type(event_type),
+                subject=subject,
+                time=occurred_at,
+                traceparent=traceparent,
+                data=msgspec.Raw(data.encode()),
+            )
+            headers = {"Nats-Msg-Id": event_id}
+            if traceparent:
+                headers["traceparent"] = traceparent
+            futures.append(await self.js.publish_async(nats_subject, _encoder.encode(ce), headers=headers))
+        await asyncio.gather(*futures)
+        await conn.execute(self._sql_done, [r[0] for r in rows])
+        self.published += len(rows)
+        return len(rows)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass
+
+
+async def outbox_lag_seconds(conn: asyncpg.Connection, schema: str) -> float:
+    """Age of the oldest event not yet published (0 when the outbox is empty)."""
+    value = await conn.fetchval(
+        f"SELECT extract(epoch FROM clock_timestamp() - min(e.recorded_at))"
+        f" FROM {schema}.outbox o JOIN {schema}.events e USING (global_position)"
+    )
+    return float(value or 0.0)

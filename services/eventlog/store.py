@@ -1,0 +1,183 @@
+"""The append-only event store on PostgreSQL, one per service schema.
+
+Appends run inside the caller's transaction so that a handler's projection updates, the events, and
+their outbox rows commit together (or not at all).
+
+Reading the global order never skips a committed event. Global positions come from an identity
+sequence, so a transaction that took position 10 may commit after one that took 11; a reader that
+had already passed 11 would miss 10 forever. Every event therefore records the id of the transaction
+that wrote it (`pg_current_xact_id()`), and `read_all` only returns events whose transaction id is
+below `pg_snapshot_xmin(pg_current_snapshot())`: every transaction under that horizon has finished,
+so nothing can still appear behind the reader. Events are read in (tx_id, global_position) order and
+checkpoints store that pair. The cost is that a long-running transaction holds readers back (never
+forward past it), which is the safe direction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+import asyncpg
+
+from services.eventlog.events import (
+    ANY_VERSION,
+    NO_STREAM,
+    ConcurrencyError,
+    DuplicateEventError,
+    Metadata,
+    NewEvent,
+    Position,
+    RecordedEvent,
+)
+
+_COLUMNS = (
+    "global_position, event_id, stream_id, stream_version, event_type, program_id, subject, data::text,"
+    " correlation_id, causation_id, actor, traceparent, occurred_at, recorded_at, tx_id::text::bigint"
+)
+
+
+def _recorded(row: asyncpg.Record) -> RecordedEvent:
+    return RecordedEvent(
+        global_position=row[0],
+        event_id=row[1],
+        stream_id=row[2],
+        stream_version=row[3],
+        event_type=row[4],
+        program_id=row[5],
+        subject=row[6],
+        data=row[7],
+        metadata=Metadata(row[8], row[9], row[10], row[11]),
+        occurred_at=row[12],
+        recorded_at=row[13],
+        tx_id=row[14],
+    )
+
+
+class EventStore:
+    """Event streams of one service, stored in its own schema and published on its subjects."""
+
+    def __init__(self, schema: str, service: str | None = None) -> None:
+        self.schema = schema
+        self.service = service or schema
+        self.notify_channel = f"dealreg_outbox_{schema}"
+        s = schema
+        self._sql_existing = f"SELECT event_id, stream_id FROM {s}.events WHERE event_id = ANY($1::uuid[])"
+        self._sql_new_stream = (
+            f"INSERT INTO {s}.streams (stream_id, version) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING version"
+        )
+        self._sql_bump = f"UPDATE {s}.streams SET version = $3 WHERE stream_id = $1 AND version = $2 RETURNING version"
+        self._sql_bump_any = (
+            f"INSERT INTO {s}.streams AS st (stream_id, version) VALUES ($1, $2) ON CONFLICT (stream_id)"
+            f" DO UPDATE SET version = st.version + $2 RETURNING version"
+        )
+        self._sql_version = f"SELECT version FROM {s}.streams WHERE stream_id = $1"
+        self._sql_insert = f"""
+            WITH ins AS (
+                INSERT INTO {s}.events (event_id, stream_id, stream_version, event_type, program_id, subject,
+                                        data, correlation_id, causation_id, actor, traceparent, occurred_at)
+                SELECT e.id, $1, e.v, e.t, $2, e.subj, e.d::jsonb, $3, $4, $5, $6, e.at
+                FROM unnest($7::uuid[], $8::int[], $9::text[], $10::text[], $11::text[], $12::timestamptz[])
+                     AS e(id, v, t, subj, d, at)
+                RETURNING global_position, event_id, recorded_at, event_type
+            ), ob AS (
+                INSERT INTO {s}.outbox (global_position, subject)
+                SELECT global_position, 'dealreg.{self.service}.' || $2 || '.' || event_type FROM ins
+            )
+            SELECT global_position, event_id, recorded_at, pg_notify('{self.notify_channel}', '') FROM ins
+        """
+        self._sql_stream = f"SELECT {_COLUMNS} FROM {s}.events WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version"
+        self._sql_all = (
+            f"SELECT {_COLUMNS} FROM {s}.events"
+            f" WHERE (tx_id, global_position) > ($1::text::xid8, $2)"
+            f" AND tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+            f" ORDER BY tx_id, global_position LIMIT $3"
+        )
+
+    async def append(
+        self,
+        conn: asyncpg.Connection,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        *,
+        program_id: str,
+        metadata: Metadata = Metadata(),
+    ) -> int:
+        """Append `events` to `stream_id` if it is at `expected_version` (0: must not exist yet;
+        ANY_VERSION: no check). Returns the stream's new version.
+
+        Re-appending events whose ids are already recorded is a no-op (idempotent retries).
+        Raises ConcurrencyError, writing nothing, when the stream is elsewhere.
+        """
+        if not events:
+            raise ValueError("nothing to append")
+        if not conn.is_in_transaction():
+            async with conn.transaction():
+                return await self.append(
+                    conn, stream_id, expected_version, events, program_id=program_id, metadata=metadata
+                )
+        ids = [e.event_id for e in events]
+        existing = await conn.fetch(self._sql_existing, ids)
+        if existing:
+            if len(existing) == len(ids) and all(r["stream_id"] == stream_id for r in existing):
+                return await conn.fetchval(self._sql_version, stream_id)
+            raise DuplicateEventError(f"events {[str(r['event_id']) for r in existing]} are already recorded")
+        n = len(events)
+        if expected_version == ANY_VERSION:
+            new_version = await conn.fetchval(self._sql_bump_any, stream_id, n)
+        elif expected_version == NO_STREAM:
+            new_version = await conn.fetchval(self._sql_new_stream, stream_id, n)
+        else:
+            new_version = await conn.fetchval(self._sql_bump, stream_id, expected_version, expected_version + n)
+        if new_version is None:
+            actual = await conn.fetchval(self._sql_version, stream_id) or 0
+            raise ConcurrencyError(stream_id, expected_version, actual)
+        first = new_version - n + 1
+        await conn.fetch(
+            self._sql_insert,
+            stream_id,
+            program_id,
+            metadata.correlation_id,
+            metadata.causation_id,
+            metadata.actor,
+            metadata.traceparent,
+            ids,
+            list(range(first, new_version + 1)),
+            [e.event_type for e in events],
+            [e.subject for e in events],
+            [e.data.decode() for e in events],
+            [e.occurred_at for e in events],
+        )
+        return new_version
+
+    async def read_stream(self, conn: asyncpg.Connection, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
+        """The stream's events after `after_version`, in stream order."""
+        return [_recorded(r) for r in await conn.fetch(self._sql_stream, stream_id, after_version)]
+
+    async def stream_version(self, conn: asyncpg.Connection, stream_id: str) -> int:
+        return await conn.fetchval(self._sql_version, stream_id) or 0
+
+    async def read_all(self, conn: asyncpg.Connection, after: Position = Position(), limit: int = 1000) -> list[RecordedEvent]:
+        """Committed events after `after` in the global order, never skipping one (module docstring)."""
+        rows = await conn.fetch(self._sql_all, str(after.tx_id), after.global_position, limit)
+        return [_recorded(r) for r in rows]
+
+    async def load_checkpoint(self, conn: asyncpg.Connection, name: str) -> Position:
+        row = await conn.fetchrow(
+            f"SELECT tx_id::text::bigint, global_position FROM {self.schema}.checkpoints WHERE name = $1", name
+        )
+        return Position(row[0], row[1]) if row else Position()
+
+    async def save_checkpoint(self, conn: asyncpg.Connection, name: str, position: Position) -> None:
+        await conn.execute(
+            f"INSERT INTO {self.schema}.checkpoints (name, tx_id, global_position) VALUES ($1, $2::text::xid8, $3)"
+            f" ON CONFLICT (name) DO UPDATE SET tx_id = excluded.tx_id, global_position = excluded.global_position",
+            name,
+            str(position.tx_id),
+            position.global_position,
+        )
+
+
+def new_event_id() -> uuid.UUID:
+    return uuid.uuid4()

@@ -1,0 +1,106 @@
+"""Registrations on the event log: load by folding the stream, save by appending and projecting."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from contracts.envelope import decode_data, encode
+from contracts.registration_events import RegistrationSubmitted
+from services.eventlog.events import ConcurrencyError, Metadata, NewEvent, RecordedEvent
+from services.eventlog.store import EventStore
+from services.registration.domain.errors import DuplicateExternalRef
+from services.registration.domain.model import Registration, evolve, started
+from services.registration.views import resource
+
+STORE = EventStore("registration")
+
+
+def stream_of(registration_id: str) -> str:
+    return f"registration-{registration_id}"
+
+
+def fold(events: list[tuple[RecordedEvent, msgspec.Struct]]) -> Registration | None:
+    state: Registration | None = None
+    for _, data in events:
+        if state is None:
+            if isinstance(data, RegistrationSubmitted):
+                state = started(data)
+            continue
+        state = evolve(state, data)
+    return state
+
+
+async def load_events(conn: asyncpg.Connection, registration_id: str) -> list[tuple[RecordedEvent, msgspec.Struct]]:
+    recorded = await STORE.read_stream(conn, stream_of(registration_id))
+    return [(e, decode_data("registration", e.event_type, e.data.encode())) for e in recorded]
+
+
+async def load(conn: asyncpg.Connection, registration_id: str) -> Registration | None:
+    return fold(await load_events(conn, registration_id))
+
+
+async def save(
+    conn: asyncpg.Connection,
+    before: Registration | None,
+    event_name: str,
+    event: msgspec.Struct,
+    metadata: Metadata,
+    event_id: Any = None,
+) -> Registration:
+    """Append one event to the registration's stream and update its read model, atomically.
+
+    Raises ConcurrencyError when someone else appended first, DuplicateExternalRef when the
+    projection's live external_ref index refuses the new state.
+    """
+    after = started(event) if before is None else evolve(before, event)
+    new = NewEvent(event_type=event_name, data=encode(event), subject=after.id, occurred_at=_occurred(event))
+    if event_id is not None:
+        new = NewEvent(event_type=event_name, data=new.data, subject=after.id, occurred_at=new.occurred_at, event_id=event_id)
+    async with conn.transaction():
+        await STORE.append(
+            conn, stream_of(after.id), before.version if before else 0, [new], program_id=after.program_id, metadata=metadata
+        )
+        await project(conn, after)
+    return after
+
+
+_UPSERT = """
+    INSERT INTO registration.registrations
+        (registration_id, program_id, partner_id, external_ref, status, version, resource)
+    VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
+    ON CONFLICT (registration_id) DO UPDATE SET
+        external_ref = excluded.external_ref, status = excluded.status,
+        version = excluded.version, resource = excluded.resource
+"""
+_LIVE_WITH_REF = """
+    SELECT registration_id FROM registration.registrations
+    WHERE program_id = $1 AND partner_id = $2 AND external_ref = $3 AND registration_id <> $4
+      AND status IN ('pending','pending_review','info_requested','approved','waitlisted','under_review')
+"""
+
+
+async def project(conn: asyncpg.Connection, r: Registration) -> None:
+    args = (r.id, r.program_id, r.partner_id, r.external_ref, r.status, r.version, encode(resource(r)).decode())
+    if r.external_ref is None:
+        await conn.execute(_UPSERT, *args)
+        return
+    try:
+        async with conn.transaction():  # a savepoint, so the duplicate can be named afterwards
+            await conn.execute(_UPSERT, *args)
+    except asyncpg.UniqueViolationError as e:
+        existing = await conn.fetchval(_LIVE_WITH_REF, r.program_id, r.partner_id, r.external_ref, r.id)
+        raise DuplicateExternalRef(r.external_ref, existing or "unknown") from e
+
+
+def _occurred(event: msgspec.Struct):
+    for name in ("submitted_at", "amended_at", "withdrawn_at", "requested_at", "reported_at", "appealed_at", "decided_at"):
+        value = getattr(event, name, None)
+        if value is not None:
+            return value
+    raise ValueError(f"{type(event).__name__} has no time")
+
+
+__all__ = ["STORE", "ConcurrencyError", "fold", "load", "load_events", "project", "save", "stream_of"]

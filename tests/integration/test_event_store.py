@@ -1,0 +1,180 @@
+"""The event store's guarantees, each against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import asyncpg
+import pytest
+
+from services.eventlog.events import ANY_VERSION, NO_STREAM, ConcurrencyError, Metadata, NewEvent, Position
+from services.eventlog.migrate import migrate
+from services.eventlog.store import EventStore
+from tests.conftest import unique_id
+
+pytestmark = pytest.mark.integration
+
+store = EventStore("registration")
+NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+
+
+def ev(n: int = 0, event_type: str = "program.updated") -> NewEvent:
+    return NewEvent(event_type=event_type, data=b'{"n": %d}' % n, subject="s", occurred_at=NOW)
+
+
+async def count(conn: asyncpg.Connection, stream_id: str) -> int:
+    return await conn.fetchval("SELECT count(*) FROM registration.events WHERE stream_id = $1", stream_id)
+
+
+async def test_append_many_atomically_with_expected_version(pool):
+    stream = unique_id("stream")
+    async with pool.acquire() as conn:
+        assert await store.append(conn, stream, NO_STREAM, [ev(1), ev(2)], program_id="p") == 2
+        assert await store.append(conn, stream, 2, [ev(3)], program_id="p") == 3
+        events = await store.read_stream(conn, stream)
+    assert [e.stream_version for e in events] == [1, 2, 3]
+    assert [e.data for e in events] == ['{"n": 1}', '{"n": 2}', '{"n": 3}']
+
+
+async def test_wrong_expected_version_raises_and_writes_nothing(pool):
+    stream = unique_id("stream")
+    async with pool.acquire() as conn:
+        await store.append(conn, stream, NO_STREAM, [ev(1)], program_id="p")
+        with pytest.raises(ConcurrencyError) as err:
+            await store.append(conn, stream, 0, [ev(2), ev(3)], program_id="p")
+        assert err.value.actual == 1
+        with pytest.raises(ConcurrencyError):
+            await store.append(conn, stream, 5, [ev(2)], program_id="p")
+        assert await count(conn, stream) == 1
+        assert await store.stream_version(conn, stream) == 1
+
+
+async def test_concurrent_writers_one_wins(pool):
+    import asyncio
+
+    stream = unique_id("stream")
+    async with pool.acquire() as conn:
+        await store.append(conn, stream, NO_STREAM, [ev(0)], program_id="p")
+
+    async def write(i: int) -> bool:
+        async with pool.acquire() as conn:
+            try:
+                await store.append(conn, stream, 1, [ev(i)], program_id="p")
+                return True
+            except ConcurrencyError:
+                return False
+
+    results = await asyncio.gather(*(write(i) for i in range(5)))
+    assert results.count(True) == 1
+    async with pool.acquire() as conn:
+        assert await count(conn, stream) == 2
+
+
+async def test_same_event_id_is_recorded_once(pool):
+    stream = unique_id("stream")
+    event = ev(1)
+    async with pool.acquire() as conn:
+        assert await store.append(conn, stream, NO_STREAM, [event], program_id="p") == 1
+        # a retry of the same append (say, after a lost reply) is a no-op, whatever version it expected
+        assert await store.append(conn, stream, NO_STREAM, [event], program_id="p") == 1
+        assert await store.append(conn, stream, ANY_VERSION, [event], program_id="p") == 1
+        assert await count(conn, stream) == 1
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE registration.events SET event_type = 'x' WHERE stream_id = $1",
+        "DELETE FROM registration.events WHERE stream_id = $1",
+    ],
+)
+async def test_database_refuses_update_and_delete(pool, statement):
+    stream = unique_id("stream")
+    async with pool.acquire() as conn:
+        await store.append(conn, stream, NO_STREAM, [ev(1)], program_id="p")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+            await conn.execute(statement, stream)
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("TRUNCATE registration.events")
+        assert await count(conn, stream) == 1
+
+
+async def test_metadata_is_recorded(pool):
+    stream = unique_id("stream")
+    meta = Metadata(correlation_id="corr-1", causation_id="cause-1", actor="alice", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01")
+    async with pool.acquire() as conn:
+        await store.append(conn, stream, NO_STREAM, [ev(1)], program_id="p", metadata=meta)
+        (event,) = await store.read_stream(conn, stream)
+    assert event.metadata == meta
+    assert event.program_id == "p"
+    assert event.occurred_at == NOW
+    assert event.recorded_at.tzinfo is not None
+
+
+async def _head(conn: asyncpg.Connection) -> Position:
+    position = Position()
+    while batch := await store.read_all(conn, position, limit=10_000):
+        position = batch[-1].position
+    return position
+
+
+async def test_global_order_never_skips_a_slow_commit(pool):
+    """A transaction that started first and commits last is still delivered, exactly once."""
+    slow_stream, fast_stream = unique_id("slow"), unique_id("fast")
+    reader = await pool.acquire()
+    slow = await pool.acquire()
+    try:
+        checkpoint = await _head(reader)
+        tx = slow.transaction()
+        await tx.start()
+        await store.append(slow, slow_stream, NO_STREAM, [ev(1)], program_id="p")  # takes the lower position
+        async with pool.acquire() as fast:
+            await store.append(fast, fast_stream, NO_STREAM, [ev(2)], program_id="p")  # commits first
+
+        seen: list[str] = []
+        first = await store.read_all(reader, checkpoint)
+        seen += [e.stream_id for e in first if e.stream_id in (slow_stream, fast_stream)]
+        if first:
+            checkpoint = first[-1].position
+        assert slow_stream not in seen
+
+        await tx.commit()
+        second = await store.read_all(reader, checkpoint)
+        seen += [e.stream_id for e in second if e.stream_id in (slow_stream, fast_stream)]
+        if second:
+            checkpoint = second[-1].position
+        third = await store.read_all(reader, checkpoint)
+        seen += [e.stream_id for e in third if e.stream_id in (slow_stream, fast_stream)]
+        assert sorted(seen) == sorted([slow_stream, fast_stream])
+    finally:
+        await pool.release(slow)
+        await pool.release(reader)
+
+
+async def test_checkpoints_round_trip(pool):
+    name = unique_id("cp")
+    async with pool.acquire() as conn:
+        assert await store.load_checkpoint(conn, name) == Position()
+        await store.save_checkpoint(conn, name, Position(123, 456))
+        assert await store.load_checkpoint(conn, name) == Position(123, 456)
+
+
+async def test_migrations_are_idempotent(pg_dsn):
+    assert await migrate(pg_dsn) == []
+
+
+async def test_append_schedules_publication_in_the_same_transaction(pool):
+    stream = unique_id("stream")
+    async with pool.acquire() as conn:
+        with pytest.raises(RuntimeError):
+            async with conn.transaction():
+                await store.append(conn, stream, NO_STREAM, [ev(1)], program_id="p")
+                raise RuntimeError("handler failed after the append")
+        assert await count(conn, stream) == 0
+        await store.append(conn, stream, NO_STREAM, [ev(1, "partner.enrolled")], program_id="acme")
+        subject = await conn.fetchval(
+            "SELECT o.subject FROM registration.outbox o JOIN registration.events e USING (global_position)"
+            " WHERE e.stream_id = $1",
+            stream,
+        )
+    assert subject == "dealreg.registration.acme.partner.enrolled"
