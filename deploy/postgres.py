@@ -44,8 +44,16 @@ _OS_USER_WHEN_ROOT = "embedded_postgres"  # postgres refuses to run as root
 _READY_TIMEOUT_S = 30
 _SOCKET_PATH_MAX = 107  # sizeof(sockaddr_un.sun_path) minus the terminating NUL
 _PORT_TAKEN = "could not create any TCP/IP sockets"
-# C collation: the same sort order on every machine, whatever locales the host has installed
-_INITDB_ARGS = ("--auth=trust", f"--username={DB_ROLE}", "--encoding=utf8", "--locale=C")
+# builtin C.UTF-8: code-point sort order that no libc upgrade changes, Unicode case mapping; the
+# libc C.UTF-8 ctype lets pg_trgm and regexes see non-ASCII letters (in plain C they are not letters)
+_INITDB_ARGS = [
+    "--auth=trust",
+    f"--username={DB_ROLE}",
+    "--encoding=utf8",
+    "--locale=C.UTF-8",
+    "--locale-provider=builtin",
+    "--builtin-locale=C.UTF-8",
+]
 
 log = structlog.get_logger(__name__)
 

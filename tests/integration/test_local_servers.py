@@ -82,6 +82,7 @@ async def test_postgres_listens_on_tcp_with_the_configured_settings(postgres: Em
         )
         assert dict(settings) == {"max_connections": "300", "fsync": "on", "synchronous_commit": "on"}
         assert await conn.fetchval("SHOW shared_buffers") == "256MB"
+        assert await conn.fetchval("SELECT lower('ÄÖÜ')") == "äöü"  # a Unicode-aware locale
     finally:
         await conn.close()
 
