@@ -1,0 +1,57 @@
+"""The conflict service's composition root: `bootstrap(settings)` builds the whole process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+import asyncpg
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+
+from services.eventlog.jetstream import connect, ensure_streams
+from services.eventlog.outbox import OutboxRelay
+from services.eventlog.store import EventStore
+from services.http.health import HEALTH_ROUTES, Runtime, utcnow
+from services.http.problems import EXCEPTION_HANDLERS
+from services.settings import Settings
+
+STORE = EventStore("conflict")
+
+
+def bootstrap(settings: Settings, *, clock: Callable = utcnow, background: bool = True) -> Litestar:
+    """Build the app; pools, NATS and background workers start in its lifespan, not at import."""
+    settings.require()
+    rt = Runtime(signing_key=settings.signing_key or "", clock=clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        rt.pool = await asyncpg.create_pool(settings.database_url, min_size=2, max_size=settings.db_pool_size)
+        rt.nc = await connect(settings.nats_url or "", name="dealreg-conflict")
+        stop = asyncio.Event()
+        tasks: list[asyncio.Task] = []
+        try:
+            await ensure_streams(rt.nc)
+            if background:
+                relay = OutboxRelay(rt.pool, rt.nc.jetstream(), STORE)
+                rt.extras.update(relay=relay)
+                tasks = [asyncio.create_task(relay.run(stop))]
+            yield
+        finally:
+            stop.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await rt.nc.drain()
+            await rt.pool.close()
+
+    app = Litestar(
+        route_handlers=[*HEALTH_ROUTES],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=1024 * 1024 + 1,
+        openapi_config=OpenAPIConfig(title="dealreg conflict API", version="1.0.0", path="/schema"),
+    )
+    app.state.runtime = rt
+    return app
