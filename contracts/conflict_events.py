@@ -32,7 +32,7 @@ class RegistrationStatusChanged(msgspec.Struct, frozen=True, kw_only=True, omit_
     program_id: str
     partner_id: str
     status: str
-    reason: str
+    reason: str | None = None
     rule: str | None = None
     policy_version: int = 0
     protected_until: dt.datetime | None = None

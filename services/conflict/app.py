@@ -10,14 +10,19 @@ import asyncpg
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
+from contracts.envelope import JETSTREAM_STREAMS
+from services.conflict import intake
+from services.conflict.api.direct_deals import DIRECT_DEAL_ROUTES
+from services.conflict.api.ownership import OWNERSHIP_ROUTES
+from services.conflict.api.policy import POLICY_ROUTES
+from services.conflict.recorder import STORE
+from services.conflict.scheduler import Scheduler
+from services.eventlog.consumer import EventConsumer
 from services.eventlog.jetstream import connect, ensure_streams
 from services.eventlog.outbox import OutboxRelay
-from services.eventlog.store import EventStore
 from services.http.health import HEALTH_ROUTES, Runtime, utcnow
 from services.http.problems import EXCEPTION_HANDLERS
 from services.settings import Settings
-
-STORE = EventStore("conflict")
 
 
 def bootstrap(settings: Settings, *, clock: Callable = utcnow, background: bool = True) -> Litestar:
@@ -35,8 +40,14 @@ def bootstrap(settings: Settings, *, clock: Callable = utcnow, background: bool 
             await ensure_streams(rt.nc)
             if background:
                 relay = OutboxRelay(rt.pool, rt.nc.jetstream(), STORE)
-                rt.extras.update(relay=relay)
-                tasks = [asyncio.create_task(relay.run(stop))]
+                consumer = EventConsumer(
+                    nc=rt.nc, pool=rt.pool, schema="conflict", durable=intake.CONSUMER,
+                    stream=JETSTREAM_STREAMS["registration"], filter_subject=intake.FILTER_SUBJECT,
+                    handle=intake.handle,
+                )
+                scheduler = Scheduler(rt.pool, rt.clock)
+                rt.extras.update(relay=relay, intake=consumer, scheduler=scheduler)
+                tasks = [asyncio.create_task(t.run(stop)) for t in (relay, consumer, scheduler)]
             yield
         finally:
             stop.set()
@@ -47,7 +58,7 @@ def bootstrap(settings: Settings, *, clock: Callable = utcnow, background: bool 
             await rt.pool.close()
 
     app = Litestar(
-        route_handlers=[*HEALTH_ROUTES],
+        route_handlers=[*HEALTH_ROUTES, *POLICY_ROUTES, *DIRECT_DEAL_ROUTES, *OWNERSHIP_ROUTES],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=1024 * 1024 + 1,

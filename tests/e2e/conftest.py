@@ -39,3 +39,11 @@ async def registration_api(settings: Settings, nc):
 
     async with AsyncTestClient(app=bootstrap(settings)) as client:
         yield client
+
+
+@pytest_asyncio.fixture(scope="session")
+async def conflict_api(settings: Settings, nc):
+    from services.conflict.app import bootstrap
+
+    async with AsyncTestClient(app=bootstrap(settings)) as client:
+        yield client

@@ -1,0 +1,126 @@
+"""Claims in PostgreSQL: insert, load, and find rivals through the matching indexes.
+
+Candidates come from the indexes (equal domain, DUNS or tax id, or a trigram match on the
+normalized name in the same country); the pure `collision` check then confirms each one with the
+same rules, so what PostgreSQL finds and what a replay computes agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import asyncpg
+
+from services.conflict.domain.claims import Claim, Rival, collision
+from services.conflict.domain.identity import Identity
+from services.conflict.domain.policy import Policy
+
+_COLUMNS = (
+    "claim_id, kind, program_id, partner_id, tier, deal_type, name_key, country, domain, duns, tax_id, products,"
+    " amount, currency, submitted_at, status, protected_until, approved_at, conflict_id, attribution_percent,"
+    " extensions, appeals, decided_at, decided_by, decided_level, policy_version, seq"
+)
+RIVAL_STATUSES = ["pending", "pending_review", "info_requested", "under_review", "approved", "open"]
+
+
+def to_claim(r: asyncpg.Record) -> Claim:
+    return Claim(
+        claim_id=r["claim_id"], kind=r["kind"], program_id=r["program_id"], partner_id=r["partner_id"],
+        tier=r["tier"], deal_type=r["deal_type"],
+        identity=Identity(name_key=r["name_key"], country=r["country"], domain=r["domain"], duns=r["duns"],
+                          tax_id=r["tax_id"]),
+        products=tuple(r["products"]), amount=r["amount"], currency=r["currency"], submitted_at=r["submitted_at"],
+        status=r["status"], protected_until=r["protected_until"], approved_at=r["approved_at"],
+        conflict_id=r["conflict_id"], attribution_percent=r["attribution_percent"], extensions=r["extensions"],
+        appeals=r["appeals"], decided_at=r["decided_at"], decided_by=r["decided_by"],
+        decided_level=r["decided_level"], policy_version=r["policy_version"], seq=r["seq"],
+    )
+
+
+async def insert(conn: asyncpg.Connection, c: Claim, customer_json: str = "{}") -> Claim:
+    """Record a new claim (idempotent on its id); returns it with its arrival sequence."""
+    seq = await conn.fetchval(
+        """
+        INSERT INTO conflict.claims (claim_id, kind, program_id, partner_id, tier, deal_type, name_key, country,
+            domain, duns, tax_id, products, amount, currency, submitted_at, status, customer)
+        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17::jsonb)
+        ON CONFLICT (claim_id) DO UPDATE SET claim_id = excluded.claim_id
+        RETURNING seq
+        """,
+        c.claim_id, c.kind, c.program_id, c.partner_id, c.tier, c.deal_type, c.identity.name_key,
+        c.identity.country, c.identity.domain, c.identity.duns, c.identity.tax_id, list(c.products), c.amount,
+        c.currency, c.submitted_at, c.status, customer_json,
+    )
+    return _with_seq(c, seq)
+
+
+def _with_seq(c: Claim, seq: int) -> Claim:
+    from dataclasses import replace
+
+    return replace(c, seq=seq)
+
+
+async def update_terms(conn: asyncpg.Connection, c: Claim) -> None:
+    await conn.execute(
+        "UPDATE conflict.claims SET name_key=$2, country=$3, domain=$4, duns=$5, tax_id=$6, products=$7,"
+        " amount=$8, currency=$9 WHERE claim_id=$1",
+        c.claim_id, c.identity.name_key, c.identity.country, c.identity.domain, c.identity.duns, c.identity.tax_id,
+        list(c.products), c.amount, c.currency,
+    )
+
+
+async def load(conn: asyncpg.Connection, claim_id: str) -> Claim | None:
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM conflict.claims WHERE claim_id = $1", claim_id)
+    return to_claim(row) if row else None
+
+
+async def load_many(conn: asyncpg.Connection, claim_ids: Iterable[str]) -> list[Claim]:
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM conflict.claims WHERE claim_id = ANY($1::text[]) ORDER BY seq", list(claim_ids)
+    )
+    return [to_claim(r) for r in rows]
+
+
+async def candidates(conn: asyncpg.Connection, c: Claim, policy: Policy, statuses: list[str]) -> list[Claim]:
+    """Claims in the program that the indexes say may name the same customer, in `statuses`."""
+    threshold = policy.match.name_similarity
+    await conn.execute("SELECT set_config('pg_trgm.similarity_threshold', $1, true)", str(threshold))
+    rows = await conn.fetch(
+        f"""
+        SELECT {_COLUMNS} FROM conflict.claims
+        WHERE program_id = $1 AND claim_id <> $2 AND status = ANY($3::text[]) AND (
+            domain = $4 OR duns = $5 OR tax_id = $6
+            OR (country = $7 AND name_key % $8 AND similarity(name_key, $8) >= $9)
+        )
+        ORDER BY seq
+        """,
+        c.program_id, c.claim_id, statuses, c.identity.domain, c.identity.duns, c.identity.tax_id,
+        c.identity.country, c.identity.name_key, threshold,
+    )
+    return [to_claim(r) for r in rows]
+
+
+async def rivals(conn: asyncpg.Connection, c: Claim, policy: Policy, exclude: Iterable[str] = ()) -> list[Rival]:
+    """Live claims that collide with `c` (confirmed by the pure collision rules)."""
+    skip = set(exclude)
+    out = []
+    for other in await candidates(conn, c, policy, RIVAL_STATUSES):
+        if other.claim_id in skip:
+            continue
+        evidence = collision(c, other, policy.match.name_similarity, policy.match.require_product_overlap)
+        if evidence is not None:
+            out.append(Rival(other, evidence))
+    return out
+
+
+async def history(conn: asyncpg.Connection, c: Claim, policy: Policy) -> list[Claim]:
+    """Closed deals (won or lost) on the same customer, for incumbency."""
+    found = await candidates(conn, c, policy, ["won", "lost"])
+    return [o for o in found if collision(c, o, policy.match.name_similarity, False) is not None]
+
+
+async def waitlisted_behind(conn: asyncpg.Connection, c: Claim, policy: Policy) -> list[Claim]:
+    """Waitlisted claims that collide with `c`, oldest first."""
+    found = await candidates(conn, c, policy, ["waitlisted"])
+    keep = [o for o in found if collision(c, o, policy.match.name_similarity, policy.match.require_product_overlap)]
+    return sorted(keep, key=lambda o: (o.submitted_at, o.seq))

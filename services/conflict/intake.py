@@ -1,0 +1,112 @@
+"""The conflict service's consumer of registration facts: each one is decided under the program lock."""
+
+from __future__ import annotations
+
+import asyncpg
+import msgspec
+
+from contracts.envelope import CloudEvent, encode
+from contracts.registration_events import (
+    ExtensionRequested,
+    OutcomeReported,
+    RegistrationAmended,
+    RegistrationAppealed,
+    RegistrationSubmitted,
+    RegistrationWithdrawn,
+)
+from services.conflict import claims_repo, policy_store, tie_groups
+from services.conflict.deciding import claim_of, decide, reevaluate_waitlist
+from services.conflict.domain import ownership
+from services.conflict.domain.effects import status_event
+from services.conflict.domain.policy import tie_window
+from services.conflict.recorder import lock_program, record
+from services.eventlog.events import Metadata
+
+CONSUMER = "conflict-intake"
+FILTER_SUBJECT = "dealreg.registration.>"
+
+
+def _meta(ce: CloudEvent, actor: str = "rules") -> Metadata:
+    return Metadata(correlation_id=ce.subject, causation_id=ce.id, actor=actor, traceparent=ce.traceparent)
+
+
+async def handle(conn: asyncpg.Connection, ce: CloudEvent, e: msgspec.Struct) -> None:
+    """Apply one registration fact (inside the consumer's transaction)."""
+    program_id = getattr(e, "program_id", None)
+    if program_id is None or not hasattr(e, "registration_id"):
+        return  # directory facts and recorded statuses need nothing here
+    await lock_program(conn, program_id)
+    match e:
+        case RegistrationSubmitted():
+            await _submitted(conn, ce, e)
+        case RegistrationAmended():
+            await _amended(conn, ce, e)
+        case RegistrationWithdrawn():
+            await _let_go(conn, ce, e.registration_id, "withdrawn", "withdrawn", e.withdrawn_at)
+        case OutcomeReported():
+            await _let_go(conn, ce, e.registration_id, e.result, e.result, e.reported_at)
+        case ExtensionRequested():
+            await _extension(conn, ce, e)
+        case RegistrationAppealed():
+            from services.conflict import appeals
+
+            await appeals.appealed(conn, ce, e)
+
+
+async def _submitted(conn: asyncpg.Connection, ce: CloudEvent, e: RegistrationSubmitted) -> None:
+    policy, version = await policy_store.in_force(conn, e.program_id)
+    claim = claim_of(
+        claim_id=e.registration_id, kind="registration", program_id=e.program_id, customer=e.customer,
+        products=e.products, submitted_at=e.submitted_at, status="pending", policy=policy, partner_id=e.partner_id,
+        tier=e.partner_tier, deal_type=e.deal_type, amount=e.estimated_value.amount,
+        currency=e.estimated_value.currency,
+    )
+    claim = await claims_repo.insert(conn, claim, encode(e.customer).decode())
+    if tie_window(policy):
+        await tie_groups.join_or_open(conn, claim, policy, e.submitted_at)
+        return
+    await decide(conn, (claim,), policy, version, e.submitted_at, ce.id, _meta(ce))
+
+
+async def _amended(conn: asyncpg.Connection, ce: CloudEvent, e: RegistrationAmended) -> None:
+    claim = await claims_repo.load(conn, e.registration_id)
+    if claim is None:
+        return
+    policy, version = await policy_store.in_force(conn, e.program_id)
+    amended = claim_of(
+        claim_id=claim.claim_id, kind="registration", program_id=e.program_id, customer=e.customer,
+        products=e.products, submitted_at=claim.submitted_at, status=claim.status, policy=policy,
+        partner_id=claim.partner_id, tier=claim.tier, deal_type=claim.deal_type, amount=e.estimated_value.amount,
+        currency=e.estimated_value.currency,
+    )
+    await claims_repo.update_terms(conn, amended)
+    if claim.status == "info_requested" and e.answers_info_request:
+        emits = [status_event(claim, "pending_review", None, e.amended_at, rule="review", version=version)]
+        await record(conn, emits, cause_id=ce.id, now=e.amended_at, meta=_meta(ce), program_id=e.program_id)
+    elif e.rematch and claim.status in ("pending", "pending_review"):
+        fresh = await claims_repo.load(conn, claim.claim_id)
+        await decide(conn, (fresh,), policy, version, e.amended_at, ce.id, _meta(ce))
+
+
+async def _let_go(conn: asyncpg.Connection, ce: CloudEvent, registration_id: str, status: str, reason: str, now) -> None:
+    """Withdrawn, won or lost: the registration's own final fact, and what follows for the others."""
+    claim = await claims_repo.load(conn, registration_id)
+    if claim is None or claim.status in ("withdrawn", "won", "lost"):
+        return
+    policy, version = await policy_store.in_force(conn, claim.program_id)
+    emits = ownership.release(claim, reason, now)
+    waiting = await claims_repo.waitlisted_behind(conn, claim, policy) if status == "won" else []
+    emits += ownership.close_opportunity(waiting, version, now)
+    await conn.execute("UPDATE conflict.claims SET status = $2 WHERE claim_id = $1", claim.claim_id, status)
+    await record(conn, emits, cause_id=ce.id, now=now, meta=_meta(ce), program_id=claim.program_id)
+    if status != "won" and claim.status == "approved":
+        await reevaluate_waitlist(conn, claim, policy, version, now, ce.id, _meta(ce))
+
+
+async def _extension(conn: asyncpg.Connection, ce: CloudEvent, e: ExtensionRequested) -> None:
+    claim = await claims_repo.load(conn, e.registration_id)
+    if claim is None:
+        return
+    policy, version = await policy_store.in_force(conn, claim.program_id)
+    emits = ownership.extend(claim, policy, version, e.requested_at)
+    await record(conn, emits, cause_id=ce.id, now=e.requested_at, meta=_meta(ce), program_id=claim.program_id)

@@ -1,0 +1,50 @@
+"""Appends a decision's events to the conflict log and applies them to the projections, atomically.
+
+Event ids derive from the event that caused the decision and the position within it, and event
+times are the decision's `now` (a time written in the log), so replaying the same causes yields the
+same events, byte for byte.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+import zlib
+from itertools import groupby
+
+import asyncpg
+
+from contracts.envelope import encode
+from services.conflict import projector
+from services.conflict.domain.effects import Emit
+from services.eventlog.events import ANY_VERSION, Metadata, NewEvent
+from services.eventlog.store import EventStore
+
+STORE = EventStore("conflict")
+_NS = uuid.UUID("c6f1d7a4-51a3-4f0e-8f53-3e2f4a9d7b21")
+
+
+async def lock_program(conn: asyncpg.Connection, program_id: str) -> None:
+    """Decisions within a program are taken one at a time, across replicas (until commit)."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", zlib.crc32(f"conflict:{program_id}".encode()) - 2**31)
+
+
+def event_id(cause_id: str, index: int) -> uuid.UUID:
+    return uuid.uuid5(_NS, f"{cause_id}#{index}")
+
+
+async def record(
+    conn: asyncpg.Connection, emits: list[Emit], *, cause_id: str, now: dt.datetime, meta: Metadata, program_id: str
+) -> None:
+    if not emits:
+        return
+    new = [
+        (e.stream, NewEvent(event_type=e.name, data=encode(e.event), subject=e.stream.split("-", 1)[1],
+                            occurred_at=now, event_id=event_id(cause_id, i)))
+        for i, e in enumerate(emits)
+    ]
+    for stream, items in groupby(new, key=lambda pair: pair[0]):
+        # streams are only written under the program's lock, so their order is already serial
+        await STORE.append(conn, stream, ANY_VERSION, [n for _, n in items], program_id=program_id, metadata=meta)
+    for e in emits:
+        await projector.apply(conn, e.name, e.event)
