@@ -23,6 +23,10 @@ from services.conflict.recorder import lock_program, record
 from services.eventlog.events import Metadata
 
 CONSUMER = "conflict-intake"
+
+
+class ClaimNotYetKnown(Exception):
+    """A fact about a registration whose submission has not been applied yet: retried later."""
 FILTER_SUBJECT = "dealreg.registration.>"
 
 
@@ -53,6 +57,13 @@ async def handle(conn: asyncpg.Connection, ce: CloudEvent, e: msgspec.Struct) ->
             await appeals.appealed(conn, ce, e)
 
 
+async def _known(conn: asyncpg.Connection, registration_id: str):
+    claim = await claims_repo.load(conn, registration_id)
+    if claim is None:
+        raise ClaimNotYetKnown(registration_id)
+    return claim
+
+
 async def _submitted(conn: asyncpg.Connection, ce: CloudEvent, e: RegistrationSubmitted) -> None:
     policy, version = await policy_store.in_force(conn, e.program_id)
     claim = claim_of(
@@ -69,9 +80,7 @@ async def _submitted(conn: asyncpg.Connection, ce: CloudEvent, e: RegistrationSu
 
 
 async def _amended(conn: asyncpg.Connection, ce: CloudEvent, e: RegistrationAmended) -> None:
-    claim = await claims_repo.load(conn, e.registration_id)
-    if claim is None:
-        return
+    claim = await _known(conn, e.registration_id)
     policy, version = await policy_store.in_force(conn, e.program_id)
     amended = claim_of(
         claim_id=claim.claim_id, kind="registration", program_id=e.program_id, customer=e.customer,
@@ -90,8 +99,8 @@ async def _amended(conn: asyncpg.Connection, ce: CloudEvent, e: RegistrationAmen
 
 async def _let_go(conn: asyncpg.Connection, ce: CloudEvent, registration_id: str, status: str, reason: str, now) -> None:
     """Withdrawn, won or lost: the registration's own final fact, and what follows for the others."""
-    claim = await claims_repo.load(conn, registration_id)
-    if claim is None or claim.status in ("withdrawn", "won", "lost"):
+    claim = await _known(conn, registration_id)
+    if claim.status in ("withdrawn", "won", "lost"):
         return
     policy, version = await policy_store.in_force(conn, claim.program_id)
     emits = ownership.release(claim, reason, now)
@@ -104,9 +113,7 @@ async def _let_go(conn: asyncpg.Connection, ce: CloudEvent, registration_id: str
 
 
 async def _extension(conn: asyncpg.Connection, ce: CloudEvent, e: ExtensionRequested) -> None:
-    claim = await claims_repo.load(conn, e.registration_id)
-    if claim is None:
-        return
+    claim = await _known(conn, e.registration_id)
     policy, version = await policy_store.in_force(conn, claim.program_id)
     emits = ownership.extend(claim, policy, version, e.requested_at)
     await record(conn, emits, cause_id=ce.id, now=e.requested_at, meta=_meta(ce), program_id=claim.program_id)

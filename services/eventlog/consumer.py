@@ -88,17 +88,50 @@ class EventConsumer:
                 log.warning("consumer.fetch_failed", consumer=self.durable, error=repr(e))
                 await asyncio.sleep(0.5)
                 continue
-            for msg in msgs:
-                await self.process(msg)
+            await self.process_batch(msgs)
+
+    async def _decode(self, msg: Msg) -> tuple[CloudEvent, msgspec.Struct] | None:
+        try:
+            ce = decode_envelope(msg.data)
+            return ce, decode_data(ce.service, ce.event_name, ce.data)
+        except (msgspec.DecodeError, msgspec.ValidationError, UnknownEventType, IndexError) as e:
+            await self.dead_letter(msg, f"undecodable: {e}")
+            return None
+
+    async def process_batch(self, msgs: list[Msg]) -> None:
+        """Apply a fetched batch in one transaction (one commit for many events); if anything in it
+        fails, fall back to one message at a time so that only the failing one is retried."""
+        decoded = []
+        for msg in msgs:
+            item = await self._decode(msg)
+            if item is not None:
+                decoded.append((msg, *item))
+        if len(decoded) <= 1:
+            for msg, ce, data in decoded:
+                await self._apply_one(msg, ce, data)
+            return
+        applied = 0
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                for _, ce, data in decoded:
+                    if await conn.fetchval(self._sql_mark, self.durable, ce.id):
+                        await self.handle(conn, ce, data)
+                        applied += 1
+        except Exception:
+            for msg, ce, data in decoded:
+                await self._apply_one(msg, ce, data)
+            return
+        self.applied += applied
+        for msg, _, _ in decoded:
+            await msg.ack()
 
     async def process(self, msg: Msg) -> None:
         """Apply one message (or dead-letter it) and acknowledge it."""
-        try:
-            ce = decode_envelope(msg.data)
-            data = decode_data(ce.service, ce.event_name, ce.data)
-        except (msgspec.DecodeError, msgspec.ValidationError, UnknownEventType, IndexError) as e:
-            await self.dead_letter(msg, f"undecodable: {e}")
-            return
+        item = await self._decode(msg)
+        if item is not None:
+            await self._apply_one(msg, *item)
+
+    async def _apply_one(self, msg: Msg, ce: CloudEvent, data: msgspec.Struct) -> None:
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 if await conn.fetchval(self._sql_mark, self.durable, ce.id):
