@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 
 from contracts.envelope import JETSTREAM_STREAMS
 from services.conflict import intake
+from services.conflict.api.conflict_queries import CONFLICT_QUERY_ROUTES
 from services.conflict.api.direct_deals import DIRECT_DEAL_ROUTES
 from services.conflict.api.ownership import OWNERSHIP_ROUTES
 from services.conflict.api.policy import POLICY_ROUTES
@@ -58,7 +59,7 @@ def bootstrap(settings: Settings, *, clock: Callable = utcnow, background: bool 
             await rt.pool.close()
 
     app = Litestar(
-        route_handlers=[*HEALTH_ROUTES, *POLICY_ROUTES, *DIRECT_DEAL_ROUTES, *OWNERSHIP_ROUTES],
+        route_handlers=[*HEALTH_ROUTES, *POLICY_ROUTES, *DIRECT_DEAL_ROUTES, *OWNERSHIP_ROUTES, *CONFLICT_QUERY_ROUTES],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=1024 * 1024 + 1,
