@@ -10,6 +10,7 @@ failure is retried with backoff (`nak(delay)`) until `max_deliver`, then dead-le
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -79,16 +80,22 @@ class EventConsumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         sub = await self.subscribe()
-        while not stop.is_set():
-            try:
-                msgs = await sub.fetch(self.batch_size, timeout=0.5)
-            except (NatsTimeout, TimeoutError):
-                continue
-            except Exception as e:
-                log.warning("consumer.fetch_failed", consumer=self.durable, error=repr(e))
-                await asyncio.sleep(0.5)
-                continue
-            await self.process_batch(msgs)
+        try:
+            while not stop.is_set():
+                try:
+                    msgs = await sub.fetch(self.batch_size, timeout=0.5)
+                except (NatsTimeout, TimeoutError):
+                    continue
+                except Exception as e:
+                    log.warning("consumer.fetch_failed", consumer=self.durable, error=repr(e))
+                    await asyncio.sleep(0.5)
+                    continue
+                await self.process_batch(msgs)
+        finally:
+            # An interrupted fetch leaves a status message queued on the subscription, and draining
+            # the connection would wait for it until the drain timeout (30 s): unsubscribe instead.
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def _decode(self, msg: Msg) -> tuple[CloudEvent, msgspec.Struct] | None:
         try:

@@ -53,7 +53,25 @@ def _visible(principal: Principal, program_id: str, partner_id: str) -> bool:
     return principal.role != "partner" or principal.partner_id == partner_id
 
 
+def _storable(text: str) -> bool:
+    """PostgreSQL text holds neither NUL nor a lone surrogate: such a value can match nothing."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
+def _text_param(name: str, value: str | None) -> str | None:
+    if value is not None and not _storable(value):
+        raise Problem(400, "invalid-parameter", "A parameter is not valid", f"{name} is not valid text",
+                      errors=[{"field": name, "message": "must not contain NUL or unpaired surrogates"}])
+    return value
+
+
 async def _load_visible(conn: asyncpg.Connection, principal: Principal, registration_id: str) -> Registration:
+    if not _storable(registration_id):
+        raise not_found("registration")
     state = await repository.load(conn, registration_id)
     if state is None or not _visible(principal, state.program_id, state.partner_id):
         raise not_found("registration")
@@ -127,6 +145,8 @@ async def get_one(request: Request, registration_id: str) -> Response:
     rt = runtime(request)
     principal = rt.principal(request)
     require_role(principal, *READERS)
+    if not _storable(registration_id):
+        raise not_found("registration")
     async with rt.pool.acquire() as conn:
         row = await conn.fetchrow(
             "SELECT program_id, partner_id, version, resource::text FROM registration.registrations"
@@ -153,6 +173,8 @@ async def get_history(request: Request, registration_id: str) -> Response:
     rt = runtime(request)
     principal = rt.principal(request)
     require_role(principal, *READERS)
+    if not _storable(registration_id):
+        raise not_found("registration")
     async with rt.pool.acquire() as conn:
         events = await repository.load_events(conn, registration_id)
     state = repository.fold(events)
@@ -167,8 +189,11 @@ def _cursor(seq: int) -> str:
 
 def _uncursor(text: str) -> int:
     try:
-        return int(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode())
-    except (ValueError, UnicodeDecodeError) as e:
+        seq = int(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode())
+        if not 0 <= seq < 2**63:  # a bigint column
+            raise ValueError(seq)
+        return seq
+    except (ValueError, UnicodeError) as e:
         raise Problem(400, "invalid-parameter", "A parameter is not valid", "cursor is not valid",
                       errors=[{"field": "cursor", "message": "not a cursor this API returned"}]) from e
 
@@ -188,6 +213,9 @@ async def list_registrations(
     if not 1 <= limit <= 500:
         raise Problem(400, "invalid-parameter", "A parameter is not valid", "limit must be 1 to 500",
                       errors=[{"field": "limit", "message": "must be between 1 and 500"}])
+    for name, value in (("status", status), ("external_ref", external_ref), ("program_id", program_id),
+                        ("cursor", cursor)):
+        _text_param(name, value)
     where, args = _scope(principal, program_id)
     after = _uncursor(cursor) if cursor else 0
     args.append(after)
