@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 up: install
-	$(BIN)/dealreg up --demo
+	@$(BIN)/dealreg up --demo
 
 # pytest's exit 5 (no tests collected) counts as a failure.
 test: install
