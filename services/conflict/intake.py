@@ -30,16 +30,21 @@ class ClaimNotYetKnown(Exception):
 FILTER_SUBJECT = "dealreg.registration.>"
 
 
+_DECIDED_ON = (
+    RegistrationSubmitted, RegistrationAmended, RegistrationWithdrawn, OutcomeReported, ExtensionRequested,
+    RegistrationAppealed,
+)
+
+
 def _meta(ce: CloudEvent, actor: str = "rules") -> Metadata:
     return Metadata(correlation_id=ce.subject, causation_id=ce.id, actor=actor, traceparent=ce.traceparent)
 
 
 async def handle(conn: asyncpg.Connection, ce: CloudEvent, e: msgspec.Struct) -> None:
     """Apply one registration fact (inside the consumer's transaction)."""
-    program_id = getattr(e, "program_id", None)
-    if program_id is None or not hasattr(e, "registration_id"):
+    if not isinstance(e, _DECIDED_ON):
         return  # directory facts and recorded statuses need nothing here
-    await lock_program(conn, program_id)
+    await lock_program(conn, e.program_id)
     match e:
         case RegistrationSubmitted():
             await _submitted(conn, ce, e)
