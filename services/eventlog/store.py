@@ -118,19 +118,20 @@ class EventStore:
                     conn, stream_id, expected_version, events, program_id=program_id, metadata=metadata
                 )
         ids = [e.event_id for e in events]
-        existing = await conn.fetch(self._sql_existing, ids)
-        if existing:
-            if len(existing) == len(ids) and all(r["stream_id"] == stream_id for r in existing):
-                return await conn.fetchval(self._sql_version, stream_id)
-            raise DuplicateEventError(f"events {[str(r['event_id']) for r in existing]} are already recorded")
         n = len(events)
         if expected_version == ANY_VERSION:
+            # no version check can reveal a retry here, so look for the ids first
+            if (version := await self._already_recorded(conn, stream_id, ids)) is not None:
+                return version
             new_version = await conn.fetchval(self._sql_bump_any, stream_id, n)
         elif expected_version == NO_STREAM:
             new_version = await conn.fetchval(self._sql_new_stream, stream_id, n)
         else:
             new_version = await conn.fetchval(self._sql_bump, stream_id, expected_version, expected_version + n)
         if new_version is None:
+            # a retry of an append that committed moved the stream too: only then look for the ids
+            if (version := await self._already_recorded(conn, stream_id, ids)) is not None:
+                return version
             actual = await conn.fetchval(self._sql_version, stream_id) or 0
             raise ConcurrencyError(stream_id, expected_version, actual)
         first = new_version - n + 1
@@ -150,6 +151,15 @@ class EventStore:
             [e.occurred_at for e in events],
         )
         return new_version
+
+    async def _already_recorded(self, conn: asyncpg.Connection, stream_id: str, ids: list[uuid.UUID]) -> int | None:
+        """The stream's version when every id is already recorded on it; None when none is."""
+        existing = await conn.fetch(self._sql_existing, ids)
+        if not existing:
+            return None
+        if len(existing) == len(ids) and all(r["stream_id"] == stream_id for r in existing):
+            return await conn.fetchval(self._sql_version, stream_id)
+        raise DuplicateEventError(f"events {[str(r['event_id']) for r in existing]} are already recorded")
 
     async def read_stream(self, conn: asyncpg.Connection, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
         """The stream's events after `after_version`, in stream order."""
