@@ -7,14 +7,17 @@ import asyncio
 import contextlib
 import datetime as dt
 import inspect
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from litestar.testing import TestClient
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
@@ -246,3 +249,28 @@ async def set_status(
         return r.json() if r.json()["version"] > before else None
 
     return await wait_until(moved, what=f"registration {registration['id']} to record {status}")
+
+
+@contextlib.contextmanager
+def sync_client(settings, **bootstrap_options: Any) -> Iterator[TestClient]:
+    """The real app (without background workers unless asked) behind a synchronous client.
+
+    The async test client serialises requests; calls from several threads through this one reach
+    the app concurrently, which is what races need."""
+    from services.registration.app import bootstrap
+
+    bootstrap_options.setdefault("background", False)
+    with TestClient(app=bootstrap(settings, **bootstrap_options)) as client:
+        yield client
+
+
+def at_once(*calls: Callable[[], T]) -> list[T]:
+    """Run `calls` in threads released together; their results in order."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call: Callable[[], T]) -> T:
+        barrier.wait()
+        return call()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))

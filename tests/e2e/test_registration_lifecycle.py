@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from tests.conftest import unique_id
@@ -328,24 +326,6 @@ async def test_external_ref_is_unique_among_the_partners_live_registrations(regi
     again = await register(registration_api, program, partner_id, external_ref="opp-7")
     r = await registration_api.get("/v1/registrations?external_ref=opp-7", headers=headers)
     assert [i["id"] for i in r.json()["items"]] == [first["id"], again["id"]]
-
-
-async def test_concurrent_submissions_with_one_external_ref_record_one(registration_api, partner):
-    _, _, headers = partner
-    replies = await asyncio.gather(
-        *(
-            registration_api.post(
-                "/v1/registrations", json=registration_body(external_ref="race"), headers=headers
-            )
-            for _ in range(5)
-        )
-    )
-    codes = sorted(r.status_code for r in replies)
-    assert codes == [201, 409, 409, 409, 409], [r.text for r in replies]
-    winner = next(r.json()["id"] for r in replies if r.status_code == 201)
-    assert all(r.json()["existing_registration_id"] == winner for r in replies if r.status_code == 409)
-    r = await registration_api.get("/v1/registrations?external_ref=race", headers=headers)
-    assert len(r.json()["items"]) == 1
 
 
 async def test_history_shows_each_fact_oldest_first(registration_api, nc, partner):
