@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import msgspec
 from litestar.testing import TestClient
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -50,7 +51,7 @@ async def wait_until(
 @dataclass
 class Received:
     msg: Msg
-    event: CloudEvent
+    event: CloudEvent | None  # None when the payload is not a CloudEvent (dead letters may not be)
 
     @property
     def msg_id(self) -> str | None:
@@ -93,7 +94,11 @@ class JetStreamReader:
             msgs = []
         for msg in msgs:
             await msg.ack()
-            self.received.append(Received(msg, decode_envelope(msg.data)))
+            try:
+                event = decode_envelope(msg.data)
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                event = None
+            self.received.append(Received(msg, event))
         return self.received
 
     async def until(self, count: int, deadline: float = 10.0) -> list[Received]:
