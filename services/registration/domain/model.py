@@ -98,8 +98,16 @@ def evolve(state: Registration, event: object) -> Registration:
                 version=v,
             )
         case RegistrationWithdrawn():
-            return replace(state, status="withdrawn", status_reason="withdrawn", updated_at=event.withdrawn_at, version=v)
-        case OutcomeReported():
+            return replace(
+                state, status="withdrawn", status_reason="withdrawn", protected_until=None, attribution_percent=None,
+                updated_at=event.withdrawn_at, version=v,
+            )
+        case OutcomeReported() if event.result == "lost":  # a lost deal holds nothing any more
+            return replace(
+                state, status="lost", status_reason="lost", protected_until=None, attribution_percent=None,
+                updated_at=event.reported_at, version=v,
+            )
+        case OutcomeReported():  # won: the approval it won under stays on record
             return replace(state, status=event.result, status_reason=event.result, updated_at=event.reported_at, version=v)
         case ExtensionRequested():
             return replace(state, updated_at=event.requested_at, version=v)
