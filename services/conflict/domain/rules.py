@@ -15,6 +15,8 @@ from contracts.common import Evidence, RuleVerdict
 from services.conflict.domain.claims import Claim, Situation
 from services.conflict.domain.policy import Policy, auto_approvable, eligibility, tie_window, tier_rank
 
+_CONTENDING = ("pending", "pending_review", "info_requested", "under_review")
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -52,7 +54,9 @@ def judge(situation: Situation, policy: Policy, now: dt.datetime) -> Judgement:
         run.trail.append(RuleVerdict(rule="collision", verdict="not_applicable", detail="no live claim collides"))
         run.outcomes.append(_first_approval(policy, group[0]))
         return _done(run)
-    contenders = [c for c in rivals if not c.is_direct and c.status in ("pending", "pending_review", "info_requested")]
+    # claims already in a running dispute take part (a late-comer loses to them under first_to_register)
+    # but are left to their conflict's decision
+    contenders = [c for c in rivals if not c.is_direct and c.status in _CONTENDING]
     holders = [c for c in rivals if c.holds_at(now)]
     directs = [c for c in rivals if c.is_direct]
     for rule in policy.rules:
@@ -121,18 +125,27 @@ def _direct_sales(run: _Run, group: list[Claim], directs: list[Claim]) -> list[C
 
 
 def _separate(rule: str, contenders: list[Claim], history: tuple[Claim, ...], policy: Policy) -> Claim | None:
-    """The single claim `rule` puts ahead of every other, or None when it does not separate them."""
-    if len(contenders) == 1:
-        return contenders[0]
+    """The single claim `rule` puts ahead of every other, or None when it does not separate them.
+
+    Incumbency must hold on its own (a renewal by the last winner); the other rules let a lone
+    registration through (its only rivals are direct deals that did not beat it). Claims already in a
+    conflict are compared with but not separated from each other: the first to register is the
+    earliest claim if it precedes every claim not yet in a conflict by more than the tie window.
+    """
     if rule == "incumbent_on_renewal":
         if not any(c.deal_type == "renewal" for c in contenders):
             return None
         winners = {c.partner_id for c in _last_deal_won(history)}
         incumbents = [c for c in contenders if c.partner_id in winners]
         return incumbents[0] if len(incumbents) == 1 else None
+    if len(contenders) == 1:
+        return contenders[0]
     if rule == "first_to_register":
         ordered = sorted(contenders, key=lambda c: (c.submitted_at, c.seq))
-        gap = ordered[1].submitted_at - ordered[0].submitted_at
+        undecided = [c for c in ordered[1:] if c.conflict_id is None]
+        if not undecided:
+            return None
+        gap = undecided[0].submitted_at - ordered[0].submitted_at
         window = tie_window(policy)
         return ordered[0] if (gap > window if window else gap > dt.timedelta(0)) else None
     if rule == "tier_precedence":
