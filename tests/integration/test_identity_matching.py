@@ -16,8 +16,8 @@ from services.conflict.domain.claims import Claim
 from services.conflict.domain.identity import identity_of
 from services.conflict.domain.policy import DEFAULT_POLICY, MatchSettings
 from tests.conftest import unique_id
-from tests.e2e.helpers import fresh_database
 from tests.identity_cases import IDENTITY_CASES, IGNORE_DOMAINS, NAME_THRESHOLD, Side
+from tests.integration.scratch_database import scratch_database
 
 pytestmark = pytest.mark.integration
 
@@ -89,7 +89,7 @@ async def test_the_candidate_query_uses_the_indexes(server_dsn):
     """With tens of thousands of claims (below that PostgreSQL rightly prefers reading the small table),
     each identity key is looked up in its own index: no sequential scan of the claims."""
     program = unique_id("bulk")
-    async with fresh_database(server_dsn) as pool, pool.acquire() as conn:
+    async with scratch_database(server_dsn) as pool, pool.acquire() as conn:
         await conn.execute(_BULK, program, 50_000)
         async with conn.transaction():
             near = await claims_repo.insert(conn, claim(program, {"name": "Acme Globex Initech Corp", "country": "US",
