@@ -13,9 +13,11 @@ from litestar.openapi import OpenAPIConfig
 from contracts.envelope import JETSTREAM_STREAMS
 from services.conflict import intake
 from services.conflict.api.conflict_queries import CONFLICT_QUERY_ROUTES
+from services.conflict.api.decisions import DECISION_ROUTES
 from services.conflict.api.direct_deals import DIRECT_DEAL_ROUTES
 from services.conflict.api.ownership import OWNERSHIP_ROUTES
 from services.conflict.api.policy import POLICY_ROUTES
+from services.conflict.api.reviews import REVIEW_ROUTES
 from services.conflict.recorder import STORE
 from services.conflict.scheduler import Scheduler
 from services.eventlog.consumer import EventConsumer
@@ -59,7 +61,8 @@ def bootstrap(settings: Settings, *, clock: Callable = utcnow, background: bool 
             await rt.pool.close()
 
     app = Litestar(
-        route_handlers=[*HEALTH_ROUTES, *POLICY_ROUTES, *DIRECT_DEAL_ROUTES, *OWNERSHIP_ROUTES, *CONFLICT_QUERY_ROUTES],
+        route_handlers=[*HEALTH_ROUTES, *POLICY_ROUTES, *DIRECT_DEAL_ROUTES, *OWNERSHIP_ROUTES, *CONFLICT_QUERY_ROUTES,
+                        *REVIEW_ROUTES, *DECISION_ROUTES],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=1024 * 1024 + 1,

@@ -54,6 +54,13 @@ async def apply(conn: asyncpg.Connection, name: str, e: msgspec.Struct) -> None:
                 e.conflict_id, msgspec.json.encode(e).decode(),
             )
             await timers.cancel(conn, e.conflict_id, "sla")
+            # the claims this decision settled (its status events carry its time) record its level,
+            # so that an appeal reopens the conflict above it
+            await conn.execute(
+                "UPDATE conflict.claims SET decided_level = $2, decided_by = 'conflict'"
+                " WHERE conflict_id = $1 AND decided_at = $3",
+                e.conflict_id, e.level, e.resolved_at,
+            )
         case ConflictReopened():
             await conn.execute(
                 "UPDATE conflict.conflicts SET state = 'escalated', level = $2,"
@@ -62,7 +69,8 @@ async def apply(conn: asyncpg.Connection, name: str, e: msgspec.Struct) -> None:
                 e.conflict_id, e.level, msgspec.json.encode([e]).decode(),
             )
         case SlaBreached():
-            pass
+            if e.conflict_id is not None:
+                await conn.execute("DELETE FROM conflict.timers WHERE timer_id = $1", f"sla:{e.conflict_id}:{e.level}")
         case PolicyPublished():
             await policy_store.project(conn, e)
         case DirectDealRecorded():
@@ -85,6 +93,8 @@ async def _status(conn: asyncpg.Connection, name: str, e: RegistrationStatusChan
         e.registration_id, e.status, e.protected_until, e.attribution_percent, e.conflict_id, e.decided_at,
         e.policy_version, decided_by,
     )
+    if e.status == "under_review" and e.rule == "appeal":  # an accepted appeal
+        await conn.execute("UPDATE conflict.claims SET appeals = appeals + 1 WHERE claim_id = $1", e.registration_id)
     if e.status == "pending_review":
         policy = await policy_store.by_version(conn, e.program_id, e.policy_version)
         await timers.schedule(conn, f"review:{e.registration_id}:{e.decided_at.isoformat()}", e.program_id,

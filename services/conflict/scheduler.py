@@ -15,7 +15,7 @@ import asyncpg
 import msgspec
 import structlog
 
-from services.conflict import claims_repo, policy_store, tie_groups, timers
+from services.conflict import claims_repo, disputes, policy_store, reviews, tie_groups, timers
 from services.conflict.deciding import reevaluate_waitlist
 from services.conflict.domain import ownership
 from services.conflict.recorder import lock_program, record
@@ -51,6 +51,8 @@ FIRINGS: dict[str, Firing] = {
     "expiry": fire_expiry,
     "expiring": fire_expiring,
     "tie_close": tie_groups.close,
+    "sla": disputes.fire_sla,
+    "review_sla": reviews.fire_review_sla,
 }
 
 
