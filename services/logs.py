@@ -11,7 +11,16 @@ import sys
 
 import structlog
 
+from services.telemetry import current_ids
+
 _configured = False
+
+
+def _add_trace_ids(logger: object, method: str, event: dict) -> dict:
+    """`trace_id` and `span_id` of the span current when the line is written."""
+    for key, value in current_ids().items():
+        event.setdefault(key, value)
+    return event
 
 
 def configure_logging(level: str = "info", *, stream=sys.stderr) -> None:
@@ -25,6 +34,7 @@ def configure_logging(level: str = "info", *, stream=sys.stderr) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            _add_trace_ids,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

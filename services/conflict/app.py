@@ -18,19 +18,23 @@ from services.conflict.api.direct_deals import DIRECT_DEAL_ROUTES
 from services.conflict.api.ownership import OWNERSHIP_ROUTES
 from services.conflict.api.policy import POLICY_ROUTES
 from services.conflict.api.reviews import REVIEW_ROUTES
+from services.conflict.observe import conflict_gauges
 from services.conflict.recorder import STORE
 from services.conflict.scheduler import Scheduler
 from services.eventlog.consumer import EventConsumer
 from services.eventlog.jetstream import connect, ensure_streams
 from services.eventlog.outbox import OutboxRelay
 from services.http.health import HEALTH_ROUTES, Runtime, utcnow
+from services.http.observe import Observability
 from services.http.problems import EXCEPTION_HANDLERS
 from services.settings import Settings
+from services.telemetry import configure_tracing
 
 
 def bootstrap(settings: Settings, *, clock: Callable = utcnow, background: bool = True) -> Litestar:
     """Build the app; pools, NATS and background workers start in its lifespan, not at import."""
     settings.require()
+    configure_tracing("dealreg-conflict")
     rt = Runtime(signing_key=settings.signing_key or "", clock=clock)
 
     @contextlib.asynccontextmanager
@@ -65,6 +69,7 @@ def bootstrap(settings: Settings, *, clock: Callable = utcnow, background: bool 
                         *REVIEW_ROUTES, *DECISION_ROUTES],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
+        plugins=[Observability("conflict", "conflict", [conflict_gauges])],
         request_max_body_size=1024 * 1024 + 1,
         openapi_config=OpenAPIConfig(title="dealreg conflict API", version="1.0.0", path="/schema"),
     )

@@ -17,6 +17,7 @@ import asyncpg
 from contracts.envelope import encode
 from services.conflict import projector
 from services.conflict.domain.effects import Emit
+from services.conflict.observe import decided, decision_span
 from services.eventlog.events import ANY_VERSION, Metadata, NewEvent
 from services.eventlog.store import EventStore
 
@@ -38,6 +39,14 @@ async def record(
 ) -> None:
     if not emits:
         return
+    with decision_span(program_id, cause_id, emits):
+        await _record(conn, emits, cause_id=cause_id, now=now, meta=meta, program_id=program_id)
+    decided(emits)
+
+
+async def _record(
+    conn: asyncpg.Connection, emits: list[Emit], *, cause_id: str, now: dt.datetime, meta: Metadata, program_id: str
+) -> None:
     new = [
         (e.stream, NewEvent(event_type=e.name, data=encode(e.event), subject=e.stream.split("-", 1)[1],
                             occurred_at=now, event_id=event_id(cause_id, i)))

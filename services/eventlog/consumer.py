@@ -22,6 +22,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from contracts.envelope import DEAD_LETTER_PREFIX, CloudEvent, UnknownEventType, decode_data, decode_envelope
+from services.eventlog.observe import handling
 
 log = structlog.get_logger(__name__)
 
@@ -120,9 +121,9 @@ class EventConsumer:
         applied = 0
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                for _, ce, data in decoded:
+                for msg, ce, data in decoded:
                     if await conn.fetchval(self._sql_mark, self.durable, ce.id):
-                        await self.handle(conn, ce, data)
+                        await self._handle(conn, msg, ce, data)
                         applied += 1
         except Exception:
             for msg, ce, data in decoded:
@@ -138,11 +139,15 @@ class EventConsumer:
         if item is not None:
             await self._apply_one(msg, *item)
 
+    async def _handle(self, conn: asyncpg.Connection, msg: Msg, ce: CloudEvent, data: msgspec.Struct) -> None:
+        with handling(self.durable, msg, ce):
+            await self.handle(conn, ce, data)
+
     async def _apply_one(self, msg: Msg, ce: CloudEvent, data: msgspec.Struct) -> None:
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 if await conn.fetchval(self._sql_mark, self.durable, ce.id):
-                    await self.handle(conn, ce, data)
+                    await self._handle(conn, msg, ce, data)
                     self.applied += 1
         except PoisonMessage as e:
             await self.dead_letter(msg, f"poison: {e}", event_id=ce.id)

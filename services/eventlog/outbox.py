@@ -16,9 +16,11 @@ import asyncpg
 import msgspec
 import structlog
 from nats.js import JetStreamContext
+from opentelemetry.trace import SpanKind
 
 from contracts.envelope import CloudEvent, cloudevent_type, source_for
 from services.eventlog.store import EventStore
+from services.telemetry import links_to, span
 
 log = structlog.get_logger(__name__)
 _encoder = msgspec.json.Encoder()
@@ -92,8 +94,15 @@ class OutboxRelay:
         rows = await conn.fetch(self._sql_batch, self.batch_size)
         if not rows:
             return 0
+        # one span per batch, linked to the spans that appended its events (each message still
+        # carries its own event's traceparent, so consumers continue the event's trace, not this one)
+        links = links_to([r[7] for r in rows])
+        with span("outbox.publish", kind=SpanKind.PRODUCER, links=links, schema=self.store.schema, count=len(rows)):
+            return await self._publish(conn, rows)
+
+    async def _publish(self, conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> int:
         futures = []
-        for pos, nats_subject, event_id, event_type, program_id, subject, data, traceparent, occurred_at in rows:
+        for _pos, nats_subject, event_id, event_type, program_id, subject, data, traceparent, occurred_at in rows:
             ce = CloudEvent(
                 id=event_id,
                 source=source_for(self.store.service, program_id),

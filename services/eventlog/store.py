@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 
 import asyncpg
 
@@ -30,6 +31,8 @@ from services.eventlog.events import (
     Position,
     RecordedEvent,
 )
+from services.metrics import events_appended
+from services.telemetry import event_traceparent, span
 
 _COLUMNS = (
     "global_position, event_id, stream_id, stream_version, event_type, program_id, subject, data::text,"
@@ -109,14 +112,21 @@ class EventStore:
 
         Re-appending events whose ids are already recorded is a no-op (idempotent retries).
         Raises ConcurrencyError, writing nothing, when the stream is elsewhere.
+        The events' `traceparent` is the append span's (see `telemetry.event_traceparent`).
         """
         if not events:
             raise ValueError("nothing to append")
+        with span("eventlog.append", schema=self.schema, stream=stream_id, count=len(events)):
+            metadata = replace(metadata, traceparent=event_traceparent(metadata.traceparent))
+            return await self._append(conn, stream_id, expected_version, events, program_id, metadata)
+
+    async def _append(
+        self, conn: asyncpg.Connection, stream_id: str, expected_version: int, events: Sequence[NewEvent],
+        program_id: str, metadata: Metadata,
+    ) -> int:
         if not conn.is_in_transaction():
             async with conn.transaction():
-                return await self.append(
-                    conn, stream_id, expected_version, events, program_id=program_id, metadata=metadata
-                )
+                return await self._append(conn, stream_id, expected_version, events, program_id, metadata)
         ids = [e.event_id for e in events]
         n = len(events)
         if expected_version == ANY_VERSION:
@@ -150,6 +160,7 @@ class EventStore:
             [e.data.decode() for e in events],
             [e.occurred_at for e in events],
         )
+        events_appended(self.schema, program_id, [e.event_type for e in events])
         return new_version
 
     async def _already_recorded(self, conn: asyncpg.Connection, stream_id: str, ids: list[uuid.UUID]) -> int | None:

@@ -15,17 +15,20 @@ from services.eventlog.consumer import EventConsumer
 from services.eventlog.jetstream import connect, ensure_streams
 from services.eventlog.outbox import OutboxRelay
 from services.http.health import HEALTH_ROUTES, Runtime, utcnow
+from services.http.observe import Observability
 from services.http.problems import EXCEPTION_HANDLERS
 from services.registration import status_flow
 from services.registration.api.directory import DIRECTORY_ROUTES
 from services.registration.api.registrations import REGISTRATION_ROUTES
 from services.registration.repository import STORE
 from services.settings import Settings
+from services.telemetry import configure_tracing
 
 
 def bootstrap(settings: Settings, *, clock: Callable = utcnow, background: bool = True) -> Litestar:
     """Build the app; pools, NATS and background workers start in its lifespan, not at import."""
     settings.require()
+    configure_tracing("dealreg-registration")
     rt = Runtime(signing_key=settings.signing_key or "", clock=clock)
 
     @contextlib.asynccontextmanager
@@ -58,6 +61,7 @@ def bootstrap(settings: Settings, *, clock: Callable = utcnow, background: bool 
         route_handlers=[*HEALTH_ROUTES, *DIRECTORY_ROUTES, *REGISTRATION_ROUTES],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
+        plugins=[Observability("registration", "registration")],
         request_max_body_size=1024 * 1024 + 1,
         openapi_config=OpenAPIConfig(title="dealreg registration API", version="1.0.0", path="/schema"),
         debug=False,

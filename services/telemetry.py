@@ -1,0 +1,125 @@
+"""OpenTelemetry tracing, configured once per process by its composition root.
+
+Trace context is W3C `traceparent`. It rides on every event (metadata, CloudEvent attribute and NATS
+header), so a partner's request, the append, the conflict service's consumption and decision, and
+the CloudEvent a CRM reads share one trace id across processes.
+
+Spans are exported over OTLP/HTTP only when `OTEL_EXPORTER_OTLP_ENDPOINT` (or the traces-specific
+variable) is set; the exporter, batch processor and sampler read the standard `OTEL_*` variables
+themselves. Without an endpoint spans are still made, so trace ids reach logs and events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.trace import Link, SpanContext, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+tracer = trace.get_tracer("dealreg")  # a proxy until the provider is set, so importing costs nothing
+_propagator = TraceContextTextMapPropagator()
+_provider: TracerProvider | None = None
+_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
+def configure_tracing(
+    service_name: str, settings_or_env: object = None, *, exporter: SpanExporter | None = None
+) -> TracerProvider:
+    """Install the process's tracer provider (once; later calls return it) and return it.
+
+    `settings_or_env` is a mapping of environment variables (default `os.environ`); anything else
+    means the process environment. `exporter`, for tests, receives every span synchronously.
+    """
+    global _provider
+    env: Mapping[str, str] = settings_or_env if isinstance(settings_or_env, Mapping) else os.environ
+    if _provider is None:
+        attributes = {} if env.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: service_name}
+        provider = TracerProvider(resource=Resource.create(attributes))
+        if any(env.get(name) for name in _ENDPOINT_VARS):
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        trace.set_tracer_provider(provider)
+        _provider = provider
+    if exporter is not None:
+        _provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return _provider
+
+
+def traceparent_of(ctx: SpanContext) -> str | None:
+    """The W3C `traceparent` of a span context, or None when it is not valid."""
+    if not ctx.is_valid:
+        return None
+    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+
+
+def span_context_of(traceparent: str | None) -> SpanContext | None:
+    """The remote span context a `traceparent` names, or None when absent or malformed."""
+    if not traceparent:
+        return None
+    ctx = trace.get_current_span(_propagator.extract({"traceparent": traceparent})).get_span_context()
+    return ctx if ctx.is_valid else None
+
+
+def event_traceparent(given: str | None) -> str | None:
+    """The `traceparent` an event gets at append time: the current span's, unless the caller gave
+    one from another trace (or no span is current). Within one trace the current span is a
+    descendant of the given one, so it is the more precise parent for whoever consumes the event."""
+    current = trace.get_current_span().get_span_context()
+    if not current.is_valid:
+        return given
+    if given:
+        parent = span_context_of(given)
+        if parent is not None and parent.trace_id != current.trace_id:
+            return given
+    return traceparent_of(current)
+
+
+def current_ids() -> dict[str, str]:
+    """`trace_id` and `span_id` of the current span, for log lines; empty outside any span."""
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return {}
+    return {"trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}"}
+
+
+@contextlib.contextmanager
+def span(
+    name: str, *, kind: SpanKind = SpanKind.INTERNAL, links: list[Link] | None = None, **attributes: Any
+) -> Iterator[trace.Span]:
+    """A child span of the current one, made current for the block."""
+    clean = {k: v for k, v in attributes.items() if v is not None}
+    with tracer.start_as_current_span(name, kind=kind, attributes=clean, links=links) as s:
+        yield s
+
+
+@contextlib.contextmanager
+def remote_child_span(
+    name: str, traceparent: str | None, *, kind: SpanKind = SpanKind.CONSUMER, **attributes: Any
+) -> Iterator[trace.Span]:
+    """A span continuing the trace a message carried (a new trace when it carried none)."""
+    parent = span_context_of(traceparent)
+    ctx = trace.set_span_in_context(trace.NonRecordingSpan(parent)) if parent else otel_context.Context()
+    clean = {k: v for k, v in attributes.items() if v is not None}
+    with tracer.start_as_current_span(name, context=ctx, kind=kind, attributes=clean) as s:
+        yield s
+
+
+def links_to(traceparents: list[str | None], limit: int = 128) -> list[Link]:
+    """Links to the spans that caused a batch (the SDK keeps 128 links per span by default)."""
+    links = []
+    for tp in traceparents:
+        ctx = span_context_of(tp)
+        if ctx is not None:
+            links.append(Link(ctx))
+            if len(links) >= limit:
+                break
+    return links
