@@ -19,21 +19,32 @@ EVENTS_BY_SERVICE: dict[str, dict[str, type[msgspec.Struct]]] = {
 JETSTREAM_STREAMS = {"registration": "DEALREG_REGISTRATION", "conflict": "DEALREG_CONFLICT"}
 DEAD_LETTER_STREAM = "DEALREG_DEADLETTER"
 DEAD_LETTER_PREFIX = "dealreg.deadletter"
-ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# \Z, not $: `$` also matches before a trailing newline, which must never reach a NATS subject
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
 TYPE_PREFIX = "io.dealreg."
 TYPE_SUFFIX = ".v1"
+
+
+def _specversion() -> str:
+    return "1.0"
+
+
+def _json_content_type() -> str:
+    return "application/json"
 
 
 class CloudEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A CloudEvents 1.0 event in structured JSON mode; `data` stays raw until its type is known."""
 
-    specversion: str = "1.0"
+    # `specversion` is required on the wire: `omit_defaults` (which keeps an absent traceparent off
+    # it) would drop a plain default, but not a value that comes from a factory
+    specversion: str = msgspec.field(default_factory=_specversion)
     id: str
     source: str
     type: str
     subject: str
     time: dt.datetime
-    datacontenttype: str = "application/json"
+    datacontenttype: str = msgspec.field(default_factory=_json_content_type)
     traceparent: str | None = None
     data: msgspec.Raw
 

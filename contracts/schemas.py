@@ -20,15 +20,19 @@ SCHEMA_DIR = Path(__file__).parent / "schemas"
 def schema_for(service: str, event_name: str, cls: type[msgspec.Struct]) -> dict[str, Any]:
     """The CloudEvent envelope schema with `data` replaced by the event's own schema."""
     (data_schema,), components = msgspec.json.schema_components([cls], ref_template="#/$defs/{name}")
-    (envelope_schema,), envelope_components = msgspec.json.schema_components(
+    _, envelope_components = msgspec.json.schema_components(
         [CloudEvent], ref_template="#/$defs/{name}"
     )
     envelope_def = dict(envelope_components["CloudEvent"])
+    del envelope_def["title"]  # the schema's title is the event type, set below
     properties = dict(envelope_def["properties"])
+    properties["specversion"] = {"const": "1.0"}
     properties["type"] = {"const": cloudevent_type(event_name)}
     properties["source"] = {"type": "string", "pattern": f"^/dealreg/{service}/[a-z0-9][a-z0-9_-]{{0,63}}$"}
     properties["data"] = data_schema
     envelope_def["properties"] = properties
+    # always on the wire (see CloudEvent), though they have defaults
+    envelope_def["required"] = ["specversion", *envelope_def["required"], "datacontenttype"]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"https://dealreg.io/schemas/{service}/{event_name}.v1.json",

@@ -127,8 +127,8 @@ def with_database(dsn: str, name: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def fresh_database(server_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    """A new, migrated database and a pool on it: for workers (relays) that must run alone."""
+async def fresh_database(server_dsn: str) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
+    """A new, migrated database (its DSN and a pool on it): for workers that must run alone."""
     name = f"dealreg_iso_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(server_dsn)
     try:
@@ -139,7 +139,7 @@ async def fresh_database(server_dsn: str) -> AsyncIterator[asyncpg.Pool]:
     await migrate(dsn)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=10)
     try:
-        yield pool
+        yield dsn, pool
     finally:
         await pool.close()
 

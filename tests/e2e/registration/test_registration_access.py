@@ -135,13 +135,9 @@ async def test_a_partner_never_sees_or_touches_another_partners_registration(reg
                     json={"notes": "mine"},
                     headers={**headers, "If-Match": '"1"'},
                 ),
-                await registration_api.patch(
-                    f"/v1/registrations/{target}", json={"notes": "mine"}, headers=headers
-                ),
+                await registration_api.patch(f"/v1/registrations/{target}", json={"notes": "mine"}, headers=headers),
                 await registration_api.post(f"/v1/registrations/{target}/withdraw", json={}, headers=headers),
-                await registration_api.post(
-                    f"/v1/registrations/{target}/extension", json={}, headers=headers
-                ),
+                await registration_api.post(f"/v1/registrations/{target}/extension", json={}, headers=headers),
                 await registration_api.post(
                     f"/v1/registrations/{target}/outcome",
                     json={"result": "lost", "closed_on": "2027-01-01"},
@@ -156,8 +152,7 @@ async def test_a_partner_never_sees_or_touches_another_partners_registration(reg
                 assert r.json()["type"].endswith("/not-found")
             # the answer about a's registration is the answer about an id that does not exist
             seen[target] = [
-                ({k: v for k, v in r.json().items() if k != "instance"}, r.headers.get("etag"))
-                for r in answers
+                ({k: v for k, v in r.json().items() if k != "instance"}, r.headers.get("etag")) for r in answers
             ]
         assert seen[rid] == seen[missing]
         listed = await registration_api.get("/v1/registrations?external_ref=shared-ref", headers=headers)
@@ -171,9 +166,7 @@ async def test_a_partner_lists_only_its_own(registration_api, world):
     p1 = world["p1"]
     r = await registration_api.get("/v1/registrations", headers=partner_token(p1, "a"))
     assert [i["id"] for i in r.json()["items"]] == [world["a"]["id"]]
-    r = await registration_api.get(
-        f"/v1/registrations?program_id={world['p2']}", headers=partner_token(p1, "a")
-    )
+    r = await registration_api.get(f"/v1/registrations?program_id={world['p2']}", headers=partner_token(p1, "a"))
     assert [i["id"] for i in r.json()["items"]] == [world["a"]["id"]]
 
 
@@ -191,14 +184,10 @@ async def test_program_staff_never_see_another_programs_data(registration_api, w
         f"/v1/registrations/{rc}/history",
     ):
         assert (await registration_api.get(path, headers=ops)).status_code == 404
-        assert (
-            await registration_api.get(path, headers=token("authority", program=p1, level=2))
-        ).status_code == 404
+        assert (await registration_api.get(path, headers=token("authority", program=p1, level=2))).status_code == 404
         assert (await registration_api.get(path, headers=token("admin", program=p1))).status_code == 404
     # a program-scoped admin cannot change another program's directory (404: not its to know)
-    r = await registration_api.put(
-        f"/v1/programs/{p2}", json={"name": "x"}, headers=token("admin", program=p1)
-    )
+    r = await registration_api.put(f"/v1/programs/{p2}", json={"name": "x"}, headers=token("admin", program=p1))
     assert r.status_code == 404
     r = await registration_api.put(
         f"/v1/programs/{p2}/partners/z",
@@ -224,9 +213,7 @@ async def test_the_tokens_subject_is_recorded_as_the_actor(registration_api):
     headers = partner_token(program, "a", subject="jane@partner-a.example")
     r = await registration_api.post("/v1/registrations", json=registration_body(), headers=headers)
     assert r.json()["submitted_by"] == "jane@partner-a.example"
-    history = (
-        await registration_api.get(f"/v1/registrations/{r.json()['id']}/history", headers=headers)
-    ).json()
+    history = (await registration_api.get(f"/v1/registrations/{r.json()['id']}/history", headers=headers)).json()
     assert history["items"][0]["actor"] == "jane@partner-a.example"
 
 
@@ -237,9 +224,7 @@ async def test_admin_creates_and_renames_a_program_and_enrols_partners(registrat
     program = unique_id("prog")
     r = await registration_api.put(f"/v1/programs/{program}", json={"name": "Acme Partners"}, headers=ADMIN)
     assert r.status_code == 200 and r.json()["name"] == "Acme Partners"
-    r = await registration_api.put(
-        f"/v1/programs/{program}", json={"name": "Acme Partner Network"}, headers=ADMIN
-    )
+    r = await registration_api.put(f"/v1/programs/{program}", json={"name": "Acme Partner Network"}, headers=ADMIN)
     assert r.status_code == 200 and r.json()["name"] == "Acme Partner Network"
     r = await registration_api.put(
         f"/v1/programs/{program}/partners/p-1",
@@ -264,7 +249,8 @@ async def test_admin_creates_and_renames_a_program_and_enrols_partners(registrat
 
 
 @pytest.mark.parametrize(
-    "bad_id", ["Upper", "-lead", "_lead", "a" * 65, "a.b", "a*b", "a>b", "%C3%A9t%C3%A9", "a%20b", "a%00"]
+    "bad_id",
+    ["Upper", "-lead", "_lead", "a" * 65, "a.b", "a*b", "a>b", "%C3%A9t%C3%A9", "a%20b", "a%00", "a%0A", "a%0D%0A"],
 )
 async def test_directory_ids_are_subject_tokens(registration_api, bad_id):
     r = await registration_api.put(f"/v1/programs/{bad_id}", json={"name": "x"}, headers=ADMIN)
@@ -283,9 +269,7 @@ async def test_directory_ids_are_subject_tokens(registration_api, bad_id):
 async def test_longest_allowed_id_is_accepted(registration_api):
     program = unique_id("p").ljust(64, "x")
     assert len(program) == 64
-    assert (
-        await registration_api.put(f"/v1/programs/{program}", json={"name": "x"}, headers=ADMIN)
-    ).status_code == 200
+    assert (await registration_api.put(f"/v1/programs/{program}", json={"name": "x"}, headers=ADMIN)).status_code == 200
 
 
 @pytest.mark.parametrize(
