@@ -108,6 +108,8 @@ async def test_decision_rights_and_validation(registration_api, conflict_api, nc
     assert low.status_code == 403
     assert (await conflict_api.post(url, json=award, headers=partner(program, "p1"))).status_code == 403
     assert (await conflict_api.post(url, json=award, headers=authority("elsewhere", 3))).status_code == 404
+    assert (await conflict_api.post(url, content=b"{", headers=authority("elsewhere", 3))).status_code == 404
+    assert (await conflict_api.post(url, content=b"{", headers=ADMIN)).status_code == 400
     assert (await conflict_api.post("/v1/conflicts/nope/decision", json=award, headers=ADMIN)).status_code == 404
 
     rd = authority(program, 2)

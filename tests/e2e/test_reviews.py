@@ -113,6 +113,8 @@ async def test_the_queue_pages_and_stays_in_its_program(registration_api, confli
     assert (await conflict_api.get(f"/v1/reviews?program_id={program}", headers=stranger)).status_code == 404
     assert (await conflict_api.post(f"/v1/reviews/{rids[0]}", json={"action": "approve"},
                                     headers=stranger)).status_code == 404
+    assert (await conflict_api.post(f"/v1/reviews/{rids[0]}", content=b"[", headers=stranger)).status_code == 404
+    assert (await conflict_api.post("/v1/reviews/no-such-id", json={"action": "approve"}, headers=cm)).status_code == 404
     assert (await conflict_api.post(f"/v1/reviews/{rids[0]}", json={"action": "approve"},
                                     headers=partner(program, "p1"))).status_code == 403
     bad = await conflict_api.post(f"/v1/reviews/{rids[0]}", json={"action": "request_info"}, headers=cm)

@@ -13,7 +13,7 @@ from services.conflict.api.common import iso
 from services.conflict.domain.decisions import AlreadyResolved, BelowLevel, Decision, DecisionInvalid
 from services.eventlog.events import Metadata
 from services.http.auth import require_role
-from services.http.body import read_body
+from services.http.body import MAX_BODY_BYTES, decode_json
 from services.http.health import json_response, runtime
 from services.http.problems import Problem, forbidden, not_found, validation_problem
 from services.registration.api.schemas import Body
@@ -37,13 +37,20 @@ class DecisionIn(Body, kw_only=True):
         return Decision(self.outcome, winner=self.winner, shares=shares, rationale=self.rationale)
 
 
+async def _raw(request: Request) -> bytes:
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise Problem(413, "payload-too-large", "The request body is too large", f"at most {MAX_BODY_BYTES} bytes")
+    return raw
+
+
 @post("/v1/conflicts/{conflict_id:str}/decision", tags=["conflicts"], status_code=200,
       summary="Decide a conflict (authority at its level or above, admin)")
 async def post_decision(request: Request, conflict_id: str) -> Response:
     rt = runtime(request)
     principal = rt.principal(request)
     require_role(principal, "authority", "admin")
-    body = await read_body(request, DecisionIn)
+    raw = await _raw(request)  # decoded once the caller is known to see the resource
     now = rt.clock()
     meta = Metadata(correlation_id=conflict_id, actor=principal.subject,
                     traceparent=request.headers.get("traceparent"))
@@ -52,6 +59,7 @@ async def post_decision(request: Request, conflict_id: str) -> Response:
         found = await disputes.load(conn, conflict_id)
         if found is None or not principal.sees_program(found.program_id):
             raise not_found("conflict")
+        body = decode_json(raw, DecisionIn)
         try:
             resolved = await disputes.decide(conn, conflict_id, body.to_domain(), actor=principal.subject,
                                              authority_level=level, now=now, meta=meta)

@@ -14,7 +14,7 @@ from services.conflict.api.common import check_program_id, iso
 from services.conflict.domain.review import AWAITING_REVIEW, NotAwaitingReview, ReviewInvalid
 from services.eventlog.events import Metadata
 from services.http.auth import require_program, require_role
-from services.http.body import read_body
+from services.http.body import MAX_BODY_BYTES, decode_json
 from services.http.health import json_response, runtime
 from services.http.problems import Problem, not_found, validation_problem
 from services.registration.api.schemas import Body
@@ -80,7 +80,7 @@ async def post_review(request: Request, registration_id: str) -> Response:
     rt = runtime(request)
     principal = rt.principal(request)
     require_role(principal, *REVIEWERS)
-    body = await read_body(request, ReviewIn)
+    raw = await _raw(request)  # decoded once the caller is known to see the resource
     now = rt.clock()
     meta = Metadata(correlation_id=registration_id, actor=principal.subject,
                     traceparent=request.headers.get("traceparent"))
@@ -89,6 +89,7 @@ async def post_review(request: Request, registration_id: str) -> Response:
         if claim is None:
             raise not_found("registration")
         require_program(principal, claim.program_id, "registration")
+        body = decode_json(raw, ReviewIn)
         try:
             event = await reviews.act(conn, claim, body.action, actor=principal.subject, now=now, meta=meta,
                                       reason=body.reason, comment=body.comment)
@@ -103,6 +104,13 @@ async def post_review(request: Request, registration_id: str) -> Response:
         "protected_until": iso(event.protected_until), "decided_by": principal.subject, "decided_at": iso(now),
     }
     return json_response(out)
+
+
+async def _raw(request: Request) -> bytes:
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise Problem(413, "payload-too-large", "The request body is too large", f"at most {MAX_BODY_BYTES} bytes")
+    return raw
 
 
 REVIEW_ROUTES = [list_reviews, post_review]
