@@ -36,6 +36,7 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval: float = 1.0,
         standby_interval: float = 1.0,
+        ack_timeout: float = 10.0,
     ) -> None:
         self.pool = pool
         self.js = js
@@ -43,6 +44,7 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.standby_interval = standby_interval
+        self.ack_timeout = ack_timeout
         self.lock_key = zlib.crc32(f"dealreg-outbox-{store.schema}".encode())
         self.published = 0
         self._wake = asyncio.Event()
@@ -102,21 +104,27 @@ class OutboxRelay:
 
     async def _publish(self, conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> int:
         futures = []
-        for _pos, nats_subject, event_id, event_type, program_id, subject, data, traceparent, occurred_at in rows:
-            ce = CloudEvent(
-                id=event_id,
-                source=source_for(self.store.service, program_id),
-                type=cloudevent_type(event_type),
-                subject=subject,
-                time=occurred_at,
-                traceparent=traceparent,
-                data=msgspec.Raw(data.encode()),
-            )
-            headers = {"Nats-Msg-Id": event_id}
-            if traceparent:
-                headers["traceparent"] = traceparent
-            futures.append(await self.js.publish_async(nats_subject, _encoder.encode(ce), headers=headers))
-        await asyncio.gather(*futures)
+        try:
+            for _pos, nats_subject, event_id, event_type, program_id, subject, data, traceparent, occurred_at in rows:
+                ce = CloudEvent(
+                    id=event_id,
+                    source=source_for(self.store.service, program_id),
+                    type=cloudevent_type(event_type),
+                    subject=subject,
+                    time=occurred_at,
+                    traceparent=traceparent,
+                    data=msgspec.Raw(data.encode()),
+                )
+                headers = {"Nats-Msg-Id": event_id}
+                if traceparent:
+                    headers["traceparent"] = traceparent
+                futures.append(await self.js.publish_async(nats_subject, _encoder.encode(ce), headers=headers))
+            # a message in flight when the server went down never gets its PubAck: without a
+            # deadline the relay would wait for it for ever; give the batch up and send it again
+            await asyncio.wait_for(asyncio.gather(*futures), self.ack_timeout)
+        finally:
+            for future in futures:
+                future.cancel()  # a future left waiting holds one of the client's pending-publish slots
         await conn.execute(self._sql_done, [r[0] for r in rows])
         self.published += len(rows)
         return len(rows)
