@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from services.cli_commands import CommandError, UsageError
+from services.cli_ops import add_ops_commands
 from services.tokens import ROLES
 
 SERVICES = ("registration", "conflict")
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     schemas = commands.add_parser("schemas", help="write the events' JSON Schemas to contracts/schemas")
     schemas.add_argument("--check", action="store_true", help="list stale files and exit 1; write nothing")
+    add_ops_commands(commands)
     return parser
 
 
@@ -61,6 +63,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             from services.cli_serve import serve
 
             return serve(args.service)
+        if hasattr(args, "handler"):
+            return args.handler(args)
         from services import cli_commands
 
         return getattr(cli_commands, args.command)(args)
