@@ -33,9 +33,11 @@ schemas: install
 	$(BIN)/dealreg schemas
 
 bench: install
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench.run
 
 bench-quick: install
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench.run --quick
 
 clean:

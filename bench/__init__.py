@@ -1,0 +1,1 @@
+"""`python -m bench.run`: the product's benchmarks against its targets and its peers, in one run."""

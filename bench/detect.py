@@ -1,0 +1,119 @@
+"""Collision detection against programs of 10,000 to 1,000,000 registrations.
+
+A database of its own on the same server holds one program whose claims grow from size to size,
+loaded with COPY (names, domains, DUNS and tax ids in the shapes the service stores them, from the
+same generator as the load). Each size then answers the same kind of probes through
+`claims_repo.rivals`, inside a transaction as the intake runs it (the similarity threshold is
+transaction-local): half are customers already in the program, written differently; half are new.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import random
+import time
+from decimal import Decimal
+
+import asyncpg
+
+from bench import data
+from bench.harness import say
+from bench.stack import create_database
+from bench.stats import summary
+from contracts.common import Customer
+from services.conflict import claims_repo
+from services.conflict.deciding import claim_of
+from services.conflict.domain.claims import Claim
+from services.conflict.domain.identity import normalize_name
+from services.conflict.domain.policy import DEFAULT_POLICY
+from services.eventlog.migrate import migrate
+
+PROGRAM = "detect"
+_COLUMNS = ["claim_id", "kind", "program_id", "partner_id", "tier", "deal_type", "name_key", "country", "domain",
+            "duns", "tax_id", "products", "amount", "currency", "submitted_at", "status", "protected_until",
+            "approved_at"]  # fmt: skip
+_STATUSES = ("approved", "approved", "approved", "approved", "pending", "expired", "expired", "expired", "rejected",
+             "won", "lost")  # fmt: skip
+_EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+_name_key = functools.lru_cache(maxsize=None)(normalize_name)
+
+
+def _rows(seed: int, start: int, stop: int, partners: list[data.Partner]):
+    rng = random.Random(f"{seed}/detect/{start}")
+    for i in range(start, stop):
+        cust = data.customer(seed, i)
+        partner = partners[rng.randrange(len(partners))]
+        status = rng.choice(_STATUSES)
+        submitted = _EPOCH + dt.timedelta(minutes=rng.randrange(0, 2 * 365 * 24 * 60))
+        approved = submitted + dt.timedelta(hours=1) if status in ("approved", "expired", "won", "lost") else None
+        products = sorted(set(rng.choices(data.PRODUCTS, weights=data.PRODUCT_WEIGHTS, k=rng.choice((1, 2, 3)))))
+        yield (f"seed-{i}", "registration", PROGRAM, partner.partner_id, partner.tier, "new", _name_key(cust.name),
+               cust.country, cust.domain, cust.duns, cust.tax_id, products, Decimal(rng.randrange(5000, 500000)),
+               data.CURRENCIES[cust.country], submitted, status,
+               approved + dt.timedelta(days=90) if approved else None, approved)  # fmt: skip
+
+
+def _probe(seed: int, n: int, size: int, rng: random.Random) -> Claim:
+    existing = rng.random() < 0.5
+    cust = data.customer(seed, rng.randrange(size) if existing else 10**9 + n)
+    typed = cust.as_registered(rng)
+    products = sorted(set(rng.choices(data.PRODUCTS, weights=data.PRODUCT_WEIGHTS, k=2)))
+    return claim_of(
+        claim_id=f"probe-{size}-{n}", kind="registration", program_id=PROGRAM, status="pending",
+        customer=Customer(**typed), products=products, submitted_at=dt.datetime.now(dt.UTC), policy=DEFAULT_POLICY,
+        partner_id="p9999", tier="gold", deal_type="new",
+    )  # fmt: skip
+
+
+async def _plan(conn: asyncpg.Connection, claim: Claim) -> list[str]:
+    """EXPLAIN ANALYZE of the candidate query `rivals` sends for `claim`, as the intake's transaction runs it."""
+    sent = []
+    with conn.query_logger(sent.append):
+        async with conn.transaction():
+            await claims_repo.rivals(conn, claim, DEFAULT_POLICY)
+    query = next(q for q in sent if "FROM conflict.claims" in q.query)
+    async with conn.transaction():
+        await conn.execute("SELECT set_config('pg_trgm.similarity_threshold', $1, true)",
+                           str(DEFAULT_POLICY.match.name_similarity))  # fmt: skip
+        rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {query.query}", *query.args)
+    return [r[0] for r in rows]
+
+
+async def detection(server_dsn: str, seed: int, sizes: tuple[int, ...], probes: int, cap_s: float = 90.0) -> dict:
+    dsn = await create_database(server_dsn, "bench_detect")
+    await migrate(dsn)
+    conn = await asyncpg.connect(dsn)
+    partners = data.partners(seed, 200)
+    out: dict[str, dict] = {}
+    try:
+        have = 0
+        for size in sorted(sizes):
+            started = time.perf_counter()
+            await conn.copy_records_to_table("claims", schema_name="conflict", columns=_COLUMNS,
+                                             records=_rows(seed, have, size, partners))  # fmt: skip
+            await conn.execute("ANALYZE conflict.claims")
+            seeded_s = time.perf_counter() - started
+            added, have = size - have, size
+            rng = random.Random(f"{seed}/probes/{size}")
+            claims = [_probe(seed, n, size, rng) for n in range(probes + 50)]
+            timings, found = [], 0
+            deadline = time.perf_counter() + cap_s  # a slow size still leaves time for the rest of the run
+            for n, claim in enumerate(claims):
+                if time.perf_counter() > deadline:
+                    break
+                async with conn.transaction():
+                    t0 = time.perf_counter()
+                    rivals = await claims_repo.rivals(conn, claim, DEFAULT_POLICY)
+                    elapsed = (time.perf_counter() - t0) * 1000
+                if n >= 50:  # the first 50 warm the caches and are not counted
+                    timings.append(elapsed)
+                    found += bool(rivals)
+            out[str(size)] = {"latency_ms": summary(timings), "probes_with_rivals": found,
+                              "seed_s": round(seeded_s, 1), "seed_rows_per_s": round(added / seeded_s),
+                              "plan": await _plan(conn, claims[0])}
+            say(f"detection at {size:,}: p50 {out[str(size)]['latency_ms']['p50']} ms, "
+                f"p99 {out[str(size)]['latency_ms']['p99']} ms (seeded in {seeded_s:.0f}s)")  # fmt: skip
+    finally:
+        await conn.close()
+    return out

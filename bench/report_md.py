@@ -1,0 +1,94 @@
+"""`latest.md`: the same results as `latest.json`, as tables a person reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_P = ("p50", "p90", "p99", "p99.9")
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 100 else f"{value:,.3g}" if abs(value) < 10 else f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _table(head: list[str], rows: list[list]) -> list[str]:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _pct(summary: dict | None) -> list:
+    return [(summary or {}).get(p) for p in _P]
+
+
+def render(r: dict) -> str:
+    m, top = r.get("machine", {}), r.get("headline", {})
+    out = [f"# dealreg benchmarks ({r.get('mode')} run, {r.get('finished_at')})", ""]
+    out += [f"Machine: {m.get('cpu_model')}, {m.get('cores')} cores, {m.get('ram_gb')} GB RAM, {m.get('os')}; "
+            f"Python {m.get('python')}, PostgreSQL {m.get('postgresql')}, {m.get('nats_server')}. "
+            f"PostgreSQL durability: {r.get('durability')}. Load generator: {m.get('load_generator')}. "
+            f"Seed {r.get('seed')}; run took {_fmt(r.get('duration_s'))} s.", ""]  # fmt: skip
+    out += ["## Targets (issue 7)", ""]
+    out += _table(["target", "measured", "met"], [[t["target"], t["value"], t["met"]] for t in r.get("targets", [])])
+    out += ["## Headline", "", *_table(["figure", "value"], [[k, v] for k, v in top.items() if not isinstance(v, dict)])]
+    if b := r.get("burst"):
+        out += ["## Burst (closed loop)", ""]
+        out += _table(["accepted/s", "accepted", "drain s", "decided/s while draining", *[f"POST {p} ms" for p in _P],
+                       "loadgen cores"],
+                      [[b["accepted_per_s"], b["accepted"], b["drain_s"] if b["drain_s"] is not None else
+                        f"> cap (est. {_fmt(b['drain_s_estimate'])})", b["decide_rate_during_drain_per_s"],
+                        *_pct(b["latency_ms"]), b["loadgen_cores"]]])  # fmt: skip
+    if s := r.get("sustained"):
+        out += ["## Sustained: offered rate raised step by step", ""]
+        out += _table(["offered/s", "accepted/s", "decided/s", "lag after s", "e2e p50 ms", "e2e p99 ms", "keeps up"],
+                      [[x["offered_per_s"], x["accepted_per_s"], x["decided_per_s"], x["lag_after_s"],
+                        x["e2e_ms"]["p50"], x["e2e_ms"]["p99"], x["keeps_up"]] for x in s["steps"]])  # fmt: skip
+    if lat := r.get("latency"):
+        out += ["## POST latency at fixed offered loads (open loop, from the scheduled send time)", ""]
+        out += _table(["offered/s", "accepted/s", *[f"{p} ms" for p in _P], "service p99 ms", "non-201", "loadgen cores"],
+                      [[float(k), v["accepted_per_s"], *_pct(v["latency_ms"]), v["service_time_ms"]["p99"],
+                        v["sent"] - v["accepted"], v["loadgen_cores"]] for k, v in lat.items()])  # fmt: skip
+    if e := r.get("e2e"):
+        out += ["## End to end: POST reply to decision CloudEvent on JetStream", ""]
+        out += _table(["offered/s", "accepted/s", *[f"{p} ms" for p in _P], "undecided"],
+                      [[e["offered_per_s"], e["accepted_per_s"], *_pct(e["e2e_ms"]), e["undecided"]]])  # fmt: skip
+    if d := r.get("detection"):
+        out += ["## Collision detection (`claims_repo.rivals`) against program size", ""]
+        out += _table(["registrations", *[f"{p} ms" for p in _P], "probes with rivals", "seeded in s"],
+                      [[int(k), *_pct(v["latency_ms"]), v["probes_with_rivals"], v["seed_s"]] for k, v in d.items()])
+    if rp := r.get("replay"):
+        out += ["## Replay", "", f"{_fmt(rp['events'])} events in {_fmt(rp['seconds'])} s: "
+                f"**{_fmt(rp['events_per_s'])} events/s** ({rp['how']}).", ""]  # fmt: skip
+    if p := r.get("peers"):
+        out += ["## Peers on the same server (one event per transaction, TCP)", ""]
+        rows = [[name, v.get("tps", v.get("appends_per_s")), *_pct(v.get("latency_ms"))] for name, v in p.items()]
+        out += _table(["who", "per second", *[f"{q} ms" for q in _P]], rows)
+    if res := r.get("resources"):
+        out += ["## Peak RSS (MB) and CPU (cores) per phase", ""]
+        names = sorted({k for v in res["cores"].values() for k in v})
+        out += _table(["phase", "RSS registration", "RSS conflict", *[f"CPU {n}" for n in names]],
+                      [[ph, res["peak_mb"].get(ph, {}).get("registration"), res["peak_mb"].get(ph, {}).get("conflict"),
+                        *[c.get(n) for n in names]] for ph, c in res["cores"].items()])  # fmt: skip
+    if waits := (r.get("resources") or {}).get("pg_waits"):
+        out += ["## PostgreSQL client backends by wait event (average number busy in each)", ""]
+        out += _table(["phase", "top waits"], [[ph, "; ".join(f"{k}: {v}" for k, v in list(w.items())[:5])]
+                                               for ph, w in waits.items()])  # fmt: skip
+    for phase, procs in (r.get("hotspots") or {}).items():
+        for proc, h in procs.items():
+            out += [f"## Hot spots: {proc} during {phase} (py-spy, {h['samples']} samples, self %)", ""]
+            out += _table(["function", "self %"], h["self_pct"][:12])
+    return "\n".join(out)
+
+
+def write(results: dict, out_dir: Path) -> Path:
+    path = out_dir / "latest.md"
+    path.write_text(render(results) + "\n")
+    return path

@@ -1,0 +1,47 @@
+"""`python -m bench.run --quick` runs every phase end to end and writes its files (no timings checked)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+HEADLINE = (
+    "burst_accepted_per_s", "burst_drain_s", "sustained_decided_per_s", "reg_p99_ms_at_1000", "e2e_p50_ms_at_500",
+    "e2e_p99_ms_at_500", "detect_p99_ms_at_100k", "detect_p99_ms_at_1m", "replay_events_per_s",
+    "rss_mb_registration", "rss_mb_conflict", "pg_insert_tps_16", "eventsourcing_appends_per_s",
+    "ratio_vs_eventsourcing",
+)  # fmt: skip
+PHASES = ("burst", "sustained", "latency", "e2e", "peers", "detection", "replay")
+
+
+@pytest.mark.timeout(600)
+def test_quick_mode_writes_results_markdown_and_plots(tmp_path: Path) -> None:
+    for module in ("aiohttp", "matplotlib", "eventsourcing", "psycopg", "faker"):
+        pytest.importorskip(module, reason="the bench extra is not installed (pip install -e '.[bench]')")
+    out = tmp_path / "results"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--scale", "0.25", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=540,
+    )  # fmt: skip
+    assert run.returncode == 0, f"{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
+    results = json.loads((out / "latest.json").read_text())
+    assert not results.get("errors"), results.get("errors")
+    assert set(HEADLINE) <= set(results)
+    assert {"cpu_model", "cores", "ram_gb", "python", "postgresql", "nats_server"} <= set(results["machine"])
+    assert results["durability"]["fsync"] == "on" and results["durability"]["synchronous_commit"] == "on"
+    for phase in PHASES:
+        assert results[phase], phase
+    for figure in (results["latency"]["250"]["latency_ms"], results["e2e"]["e2e_ms"]):
+        assert {"p50", "p90", "p99", "p99.9"} <= set(figure)
+    assert results["burst_accepted_per_s"] > 0 and results["replay_events_per_s"] > 0
+    markdown = (out / "latest.md").read_text()
+    assert markdown.startswith("# dealreg benchmarks") and "## Targets" in markdown
+    for plot in ("latency.png", "detection.png"):
+        assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", plot
