@@ -127,7 +127,10 @@ def envelope(
 
 def decode_envelope(payload: bytes) -> CloudEvent:
     """Decode the envelope only; raises msgspec.DecodeError / ValidationError on a malformed one."""
-    return _envelope_decoder.decode(payload)
+    try:
+        return _envelope_decoder.decode(payload)
+    except UnicodeDecodeError as e:  # msgspec raises this, not DecodeError, for bad UTF-8 in a string
+        raise msgspec.DecodeError(f"not UTF-8: {e}") from e
 
 
 def decode_data(service: str, event_name: str, data: bytes | msgspec.Raw) -> msgspec.Struct:
@@ -136,7 +139,10 @@ def decode_data(service: str, event_name: str, data: bytes | msgspec.Raw) -> msg
     decoder = _data_decoders.get(cls)
     if decoder is None:
         decoder = _data_decoders[cls] = msgspec.json.Decoder(cls)
-    return decoder.decode(bytes(data) if isinstance(data, msgspec.Raw) else data)
+    try:
+        return decoder.decode(bytes(data) if isinstance(data, msgspec.Raw) else data)
+    except UnicodeDecodeError as e:
+        raise msgspec.DecodeError(f"not UTF-8: {e}") from e
 
 
 def decode_event(payload: bytes) -> tuple[CloudEvent, msgspec.Struct]:

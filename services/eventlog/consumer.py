@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -91,7 +92,11 @@ class EventConsumer:
                     log.warning("consumer.fetch_failed", consumer=self.durable, error=repr(e))
                     await asyncio.sleep(0.5)
                     continue
-                await self.process_batch(msgs)
+                try:
+                    await self.process_batch(msgs)
+                except Exception as e:  # NATS or the database gone mid-batch: what was not acked comes again
+                    log.warning("consumer.batch_failed", consumer=self.durable, error=repr(e))
+                    await asyncio.sleep(0.5)
         finally:
             # An interrupted fetch leaves a status message queued on the subscription, and draining
             # the connection would wait for it until the drain timeout (30 s): unsubscribe instead.
@@ -101,8 +106,9 @@ class EventConsumer:
     async def _decode(self, msg: Msg) -> tuple[CloudEvent, msgspec.Struct] | None:
         try:
             ce = decode_envelope(msg.data)
+            uuid.UUID(ce.id)  # processed events are keyed by their uuid: any other id can never be applied
             return ce, decode_data(ce.service, ce.event_name, ce.data)
-        except (msgspec.DecodeError, msgspec.ValidationError, UnknownEventType, IndexError) as e:
+        except (msgspec.DecodeError, msgspec.ValidationError, UnknownEventType, IndexError, ValueError) as e:
             await self.dead_letter(msg, f"undecodable: {e}")
             return None
 

@@ -211,11 +211,25 @@ def test_cloudevent_types_round_trip_and_foreign_types_are_refused():
 
 @pytest.mark.parametrize(
     "payload",
-    [b"", b"not json", b"{}", b'{"id": "x"}', b"\xff\xfe", b"[]", b'{"specversion": "1.0", "id": 5}'],
+    [
+        b"",
+        b"not json",
+        b"{}",
+        b'{"id": "x"}',
+        b"\xff\xfe",
+        b'{"id": "\xff"}',
+        b"[]",
+        b'{"specversion": "1.0", "id": 5}',
+    ],
 )
 def test_a_malformed_envelope_is_a_decode_error(payload):
     with pytest.raises(msgspec.DecodeError):
         decode_envelope(payload)
+
+
+def test_data_that_is_not_utf8_is_a_decode_error():
+    with pytest.raises(msgspec.DecodeError):
+        decode_data("registration", "program.updated", b'{"program_id": "\xff"}')
 
 
 def test_cloudevent_fields_are_the_structured_mode_attributes():
