@@ -132,6 +132,7 @@ async def test_every_event_arrives_when_nats_was_down_between_append_and_publish
         async with reader(nc, program) as crm, running(relay):
             first = await append(db, program, stream, 1)
             await crm.until(1)
+            await wait_until(lambda: outbox_empty(db), what="the first event to be marked sent")
             server.stop()
             later = [await append(db, program, stream, n) for n in (2, 3, 4)]
             # while NATS is down the events wait in the outbox
