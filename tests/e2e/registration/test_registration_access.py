@@ -40,6 +40,13 @@ def _unsigned() -> str:
     )
 
 
+def _signed(**claims) -> str:
+    """A token signed with the right key whose claims are not ours to accept."""
+    now = int(dt.datetime.now(dt.UTC).timestamp())
+    base = {"iss": "dealreg", "sub": "x", "role": "admin", "iat": now, "exp": now + 60}
+    return jwt.encode({k: v for k, v in {**base, **claims}.items() if v is not None}, SIGNING_KEY, algorithm="HS256")
+
+
 BAD_AUTH = [
     {},
     {"Authorization": ""},
@@ -49,6 +56,12 @@ BAD_AUTH = [
     _bearer(_expired()),
     _bearer(_forged()),
     _bearer(_unsigned()),
+    _bearer(_signed(iss="someone-else")),
+    _bearer(_signed(role="superuser")),
+    _bearer(_signed(exp=None)),
+    _bearer(_signed(sub=None)),
+    _bearer(_signed(role="authority", level="1")),
+    _bearer(jwt.encode({"role": "admin"}, SIGNING_KEY, algorithm="HS512")),
 ]
 
 
@@ -315,3 +328,18 @@ async def test_a_partner_that_is_not_enrolled_is_refused(registration_api):
     )
     assert r.status_code == 403
     assert r.json()["type"].endswith("/partner-not-enrolled")
+
+
+async def test_health_and_openapi_need_no_token(registration_api):
+    for path in ("/health/live", "/health/ready", "/schema/openapi.json"):
+        r = await registration_api.get(path)
+        assert r.status_code == 200, (path, r.text)
+    spec = (await registration_api.get("/schema/openapi.json")).json()
+    assert "/v1/registrations" in spec["paths"] and "/v1/programs/{program_id}" in spec["paths"]
+
+
+async def test_unknown_routes_and_methods_are_problems(registration_api):
+    r = await registration_api.get("/v1/nothing-here", headers=ADMIN)
+    assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
+    r = await registration_api.delete("/v1/registrations", headers=ADMIN)
+    assert r.status_code == 405 and r.headers["content-type"].startswith("application/problem+json")
