@@ -116,7 +116,8 @@ async def test_access_and_bad_parameters(registration_api, conflict_api, pool):
     program = await program_with(registration_api, {"p1": "gold", "p2": "gold"}, conflict_api, TIE_POLICY)
     _, _, cid = await _tie(registration_api, pool, program, "Vandelay", "vandelay.com")
     other = token("ops", program=unique_id("other"))
-    for path in (f"/v1/conflicts/{cid}", f"/v1/conflicts/{cid}/timeline", "/v1/conflicts/nope"):
+    for path in (f"/v1/conflicts/{cid}", f"/v1/conflicts/{cid}/timeline", "/v1/conflicts/nope",
+                 "/v1/conflicts/%00nope/timeline"):
         assert (await conflict_api.get(path, headers=other)).status_code == 404
     assert (await conflict_api.get("/v1/conflicts", params={"program_id": program}, headers=other)).status_code == 404
     assert (await conflict_api.get("/v1/conflicts", headers=other)).json()["items"] == []

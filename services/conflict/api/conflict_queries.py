@@ -56,6 +56,8 @@ def trace_id(traceparent: str | None) -> str | None:
 
 
 async def _visible(conn: asyncpg.Connection, principal: Principal, conflict_id: str) -> asyncpg.Record:
+    if "\x00" in conflict_id or len(conflict_id) > 200:  # no such id is ever stored (PostgreSQL refuses NUL)
+        raise not_found("conflict")
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM conflict.conflicts WHERE conflict_id = $1", conflict_id)
     if row is None or not principal.sees_program(row["program_id"]):
         raise not_found("conflict")
