@@ -52,14 +52,16 @@ async def save(
 ) -> Registration:
     """Append one event to the registration's stream and update its read model, atomically.
 
-    Raises ConcurrencyError when someone else appended first, DuplicateExternalRef when the
-    projection's live external_ref index refuses the new state.
+    Raises ConcurrencyError when someone else appended first, DuplicateExternalRef when a
+    submission's external_ref is in use by another live registration of the partner.
     """
     after = started(event) if before is None else evolve(before, event)
     new = NewEvent(event_type=event_name, data=encode(event), subject=after.id, occurred_at=_occurred(event))
     if event_id is not None:
         new = NewEvent(event_type=event_name, data=new.data, subject=after.id, occurred_at=new.occurred_at, event_id=event_id)
     async with conn.transaction():
+        if before is None and after.external_ref is not None:
+            await claim_external_ref(conn, after)
         await STORE.append(
             conn, stream_of(after.id), before.version if before else 0, [new], program_id=after.program_id, metadata=metadata
         )
@@ -75,6 +77,7 @@ _UPSERT = """
         external_ref = excluded.external_ref, status = excluded.status,
         version = excluded.version, resource = excluded.resource
 """
+_LOCK_REF = "SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2 || '/' || $3, 0))"
 _LIVE_WITH_REF = """
     SELECT registration_id FROM registration.registrations
     WHERE program_id = $1 AND partner_id = $2 AND external_ref = $3 AND registration_id <> $4
@@ -82,17 +85,22 @@ _LIVE_WITH_REF = """
 """
 
 
+async def claim_external_ref(conn: asyncpg.Connection, r: Registration) -> None:
+    """Refuse a submission whose external_ref another live registration of the partner uses.
+
+    The rule binds the partner's submissions, under a lock on the reference so that concurrent ones
+    see each other. A status decided later is always recorded, even one that makes a registration
+    live again (an appeal granted) after the partner reused its reference.
+    """
+    await conn.execute(_LOCK_REF, r.program_id, r.partner_id, r.external_ref)
+    existing = await conn.fetchval(_LIVE_WITH_REF, r.program_id, r.partner_id, r.external_ref, r.id)
+    if existing is not None:
+        raise DuplicateExternalRef(r.external_ref, existing)
+
+
 async def project(conn: asyncpg.Connection, r: Registration) -> None:
     args = (r.id, r.program_id, r.partner_id, r.external_ref, r.status, r.version, encode(resource(r)).decode())
-    if r.external_ref is None:
-        await conn.execute(_UPSERT, *args)
-        return
-    try:
-        async with conn.transaction():  # a savepoint, so the duplicate can be named afterwards
-            await conn.execute(_UPSERT, *args)
-    except asyncpg.UniqueViolationError as e:
-        existing = await conn.fetchval(_LIVE_WITH_REF, r.program_id, r.partner_id, r.external_ref, r.id)
-        raise DuplicateExternalRef(r.external_ref, existing or "unknown") from e
+    await conn.execute(_UPSERT, *args)
 
 
 def _occurred(event: msgspec.Struct):

@@ -125,9 +125,7 @@ async def test_list_pages_with_a_cursor_and_filters(registration_api, nc, partne
     assert [i["id"] for i in r.json()["items"]] == [regs[0]["id"], regs[3]["id"], regs[4]["id"]]
 
 
-@pytest.mark.parametrize(
-    "query", ["limit=0", "limit=501", "limit=x", "cursor=!!!", "cursor=bm90LWEtbnVtYmVy"]
-)
+@pytest.mark.parametrize("query", ["limit=0", "limit=501", "limit=x", "cursor=!!!", "cursor=bm90LWEtbnVtYmVy"])
 async def test_bad_list_parameters_are_400_problems(registration_api, partner, query):
     _, _, headers = partner
     r = await registration_api.get(f"/v1/registrations?{query}", headers=headers)
@@ -145,9 +143,7 @@ async def test_amend_needs_if_match_and_refuses_a_stale_version(registration_api
     assert r.status_code == 200, r.text
     assert r.headers["etag"] == '"2"' and r.json()["version"] == 2 and r.json()["notes"] == "update"
     for stale in ('"1"', '"3"', '"abc"', "*garbage*", '""'):
-        r = await registration_api.patch(
-            url, json={"notes": "lost update"}, headers={**headers, "If-Match": stale}
-        )
+        r = await registration_api.patch(url, json={"notes": "lost update"}, headers={**headers, "If-Match": stale})
         assert r.status_code == 412, (stale, r.text)
     r = await _get(registration_api, reg["id"], headers)
     assert r.json()["notes"] == "update" and r.headers["etag"] == '"2"'
@@ -224,9 +220,7 @@ async def test_withdraw_then_every_action_is_409_with_the_status(registration_ap
     program, partner_id, headers = partner
     reg = await register(registration_api, program, partner_id)
     url = f"/v1/registrations/{reg['id']}"
-    r = await registration_api.post(
-        f"{url}/withdraw", json={"reason": "customer went elsewhere"}, headers=headers
-    )
+    r = await registration_api.post(f"{url}/withdraw", json={"reason": "customer went elsewhere"}, headers=headers)
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "withdrawn" and r.headers["etag"] == '"2"'
     refused = [
@@ -311,9 +305,7 @@ async def test_extension_outcome_and_appeal_follow_the_status(registration_api, 
 async def test_external_ref_is_unique_among_the_partners_live_registrations(registration_api, partner):
     program, partner_id, headers = partner
     first = await register(registration_api, program, partner_id, external_ref="opp-7")
-    r = await registration_api.post(
-        "/v1/registrations", json=registration_body(external_ref="opp-7"), headers=headers
-    )
+    r = await registration_api.post("/v1/registrations", json=registration_body(external_ref="opp-7"), headers=headers)
     assert r.status_code == 409, r.text
     problem = r.json()
     assert problem["existing_registration_id"] == first["id"]
@@ -347,3 +339,21 @@ async def test_history_shows_each_fact_oldest_first(registration_api, nc, partne
     assert "partner_tier" not in items[0]["data"] and "source_event_id" not in items[2]["data"]
     assert items[2]["data"]["protected_until"] == "2027-02-01T00:00:00Z"
     assert items[3]["actor"] == f"partner:{program}:{partner_id}"
+
+
+async def test_a_decision_is_recorded_even_after_the_partner_reused_the_reference(registration_api, nc, partner):
+    """Rejected, then registered anew under the same external_ref, then the first one's appeal is
+    granted: the conflict service's decision stands, and both registrations are live."""
+    program, partner_id, headers = partner
+    old = await register(registration_api, program, partner_id, external_ref="opp-x")
+    await set_status(registration_api, nc, old, "rejected", reason="protected_by_other_claim")
+    new = await register(registration_api, program, partner_id, external_ref="opp-x")
+    r = await registration_api.post(f"/v1/registrations/{old['id']}/appeal", json={"reason": "r"}, headers=headers)
+    assert r.status_code == 200
+    revived = await set_status(registration_api, nc, old, "under_review")
+    assert revived["status"] == "under_review"
+    r = await registration_api.get("/v1/registrations?external_ref=opp-x&status=under_review", headers=headers)
+    assert [i["id"] for i in r.json()["items"]] == [old["id"]]
+    # a third submission names one of the live holders
+    r = await registration_api.post("/v1/registrations", json=registration_body(external_ref="opp-x"), headers=headers)
+    assert r.status_code == 409 and r.json()["existing_registration_id"] in (old["id"], new["id"])
