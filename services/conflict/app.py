@@ -51,6 +51,8 @@ def bootstrap(settings: Settings, *, clock: Callable = utcnow, background: bool 
                     nc=rt.nc, pool=rt.pool, schema="conflict", durable=intake.CONSUMER,
                     stream=JETSTREAM_STREAMS["registration"], filter_subject=intake.FILTER_SUBJECT,
                     handle=intake.handle,
+                    exclusive=True,
+                    partition=lambda ce: ce.program_id,
                 )
                 scheduler = Scheduler(rt.pool, rt.clock)
                 rt.extras.update(relay=relay, intake=consumer, scheduler=scheduler)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+import zlib
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -48,7 +49,12 @@ class EventConsumer:
         batch_size: int = 100,
         max_deliver: int = 8,
         ack_wait: float = 30.0,
+        exclusive: bool = False,
+        partition: Callable[[CloudEvent], str] | None = None,
     ) -> None:
+        """`exclusive`: one replica at a time consumes (the others stand by), so events are applied in
+        the stream's order. `partition`: within a fetched batch, events of different partitions (say,
+        programs) are applied concurrently, each partition in order in its own transaction."""
         self.nc = nc
         self.js = nc.jetstream()
         self.pool = pool
@@ -59,6 +65,9 @@ class EventConsumer:
         self.batch_size = batch_size
         self.max_deliver = max_deliver
         self.ack_wait = ack_wait
+        self.exclusive = exclusive
+        self.partition = partition
+        self.lock_key = zlib.crc32(f"dealreg-consumer-{durable}".encode())
         self.applied = 0
         self.dead_lettered = 0
         self._sql_mark = (
@@ -81,9 +90,35 @@ class EventConsumer:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
+        if not self.exclusive:
+            await self._consume(stop)
+            return
+        while not stop.is_set():
+            try:
+                async with self.pool.acquire() as conn:
+                    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self.lock_key):
+                        await _pause(stop, 1.0)
+                        continue
+                    try:
+                        await self._consume(stop, leader=conn)
+                    finally:
+                        with contextlib.suppress(Exception):
+                            await conn.execute("SELECT pg_advisory_unlock($1)", self.lock_key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # lost the database: another replica may take over
+                log.warning("consumer.leader_lost", consumer=self.durable, error=repr(e))
+                await _pause(stop, 1.0)
+
+    async def _consume(self, stop: asyncio.Event, leader: asyncpg.Connection | None = None) -> None:
         sub = await self.subscribe()
+        loop = asyncio.get_running_loop()
+        checked = loop.time()
         try:
             while not stop.is_set():
+                if leader is not None and loop.time() - checked > 5.0:
+                    await leader.fetchval("SELECT 1", timeout=5)  # still holding the lock's session
+                    checked = loop.time()
                 try:
                     msgs = await sub.fetch(self.batch_size, timeout=0.5)
                 except (NatsTimeout, TimeoutError):
@@ -113,16 +148,25 @@ class EventConsumer:
             return None
 
     async def process_batch(self, msgs: list[Msg]) -> None:
-        """Apply a fetched batch in one transaction (one commit for many events); if anything in it
-        fails, fall back to one message at a time so that only the failing one is retried."""
-        decoded = []
+        """Apply a fetched batch: each partition in one transaction (one commit for many events),
+        partitions concurrently."""
+        groups: dict[str, list[tuple[Msg, CloudEvent, msgspec.Struct]]] = {}
         for msg in msgs:
             item = await self._decode(msg)
             if item is not None:
-                decoded.append((msg, *item))
-        if len(decoded) <= 1:
-            for msg, ce, data in decoded:
-                await self._apply_one(msg, ce, data)
+                key = self.partition(item[0]) if self.partition else ""
+                groups.setdefault(key, []).append((msg, *item))
+        if len(groups) <= 1:
+            for group in groups.values():
+                await self._apply_group(group)
+            return
+        await asyncio.gather(*(self._apply_group(g) for g in groups.values()))
+
+    async def _apply_group(self, decoded: list[tuple[Msg, CloudEvent, msgspec.Struct]]) -> None:
+        """In one transaction; if anything in it fails, one message at a time, so that only the
+        failing one is retried."""
+        if len(decoded) == 1:
+            await self._apply_one(*decoded[0])
             return
         applied = 0
         try:
@@ -149,7 +193,7 @@ class EventConsumer:
         with handling(self.durable, msg, ce):
             await self.handle(conn, ce, data)
 
-    async def _apply_one(self, msg: Msg, ce: CloudEvent, data: msgspec.Struct) -> None:
+    async def _apply_one(self, msg: Msg, ce: CloudEvent, data: msgspec.Struct, retries: int = 2) -> None:
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 if await conn.fetchval(self._sql_mark, self.durable, ce.id):
@@ -162,6 +206,11 @@ class EventConsumer:
             delivered = msg.metadata.num_delivered if msg.metadata else 1
             if delivered >= self.max_deliver:
                 await self.dead_letter(msg, f"failed {delivered} times: {e!r}", event_id=ce.id)
+                return
+            if retries and isinstance(e, (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)):
+                # a transient clash with another transaction: retry in place, keeping the order
+                await asyncio.sleep(0.05)
+                await self._apply_one(msg, ce, data, retries - 1)
                 return
             delay = min(0.1 * 2 ** (delivered - 1), 10.0)
             log.warning("consumer.retry", consumer=self.durable, event_id=ce.id, delay=delay, error=repr(e))
@@ -177,3 +226,8 @@ class EventConsumer:
             "consumer.dead_lettered", consumer=self.durable, subject=msg.subject, event_id=event_id, reason=reason
         )
         await msg.term()
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)

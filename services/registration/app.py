@@ -45,6 +45,8 @@ def bootstrap(settings: Settings, *, clock: Callable = utcnow, background: bool 
                     nc=rt.nc, pool=rt.pool, schema="registration", durable=status_flow.CONSUMER,
                     stream=JETSTREAM_STREAMS["conflict"], filter_subject=status_flow.FILTER_SUBJECT,
                     handle=status_flow.record_status,
+                    exclusive=True,
+                    partition=lambda ce: ce.subject,
                 )
                 rt.extras.update(relay=relay, status_consumer=consumer)
                 tasks = [asyncio.create_task(relay.run(stop)), asyncio.create_task(consumer.run(stop))]
