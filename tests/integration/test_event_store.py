@@ -171,10 +171,11 @@ async def test_append_schedules_publication_in_the_same_transaction(pool):
                 await store.append(conn, stream, NO_STREAM, [ev(1)], program_id="p")
                 raise RuntimeError("handler failed after the append")
         assert await count(conn, stream) == 0
-        await store.append(conn, stream, NO_STREAM, [ev(1, "partner.enrolled")], program_id="acme")
-        subject = await conn.fetchval(
-            "SELECT o.subject FROM registration.outbox o JOIN registration.events e USING (global_position)"
-            " WHERE e.stream_id = $1",
-            stream,
-        )
+        async with conn.transaction():  # seen before commit: a running relay may publish it right after
+            await store.append(conn, stream, NO_STREAM, [ev(1, "partner.enrolled")], program_id="acme")
+            subject = await conn.fetchval(
+                "SELECT o.subject FROM registration.outbox o JOIN registration.events e USING (global_position)"
+                " WHERE e.stream_id = $1",
+                stream,
+            )
     assert subject == "dealreg.registration.acme.partner.enrolled"
