@@ -32,12 +32,13 @@ async def migrate(dsn_or_conn: str | asyncpg.Connection) -> list[str]:
         try:
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS public.dealreg_migrations ("
-                " version integer PRIMARY KEY, name text NOT NULL,"
+                " name text PRIMARY KEY, version integer NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            done = {r["version"] for r in await conn.fetch("SELECT version FROM public.dealreg_migrations")}
+            # tracked by name, so two migrations that happen to share a number both apply
+            done = {r["name"] for r in await conn.fetch("SELECT name FROM public.dealreg_migrations")}
             for version, name, sql in migration_files():
-                if version in done:
+                if name in done:
                     continue
                 async with conn.transaction():
                     await conn.execute(sql)
