@@ -90,3 +90,23 @@ async def test_a_registration_is_one_trace_from_request_to_crm(spans, registrati
 
     mirrored = await wait_until(status_consumed, what="the registration service's status consumption")
     assert any(s.parent.span_id == crm_parent.span_id for s in mirrored)
+
+
+async def test_a_request_span_continues_the_callers_trace_and_is_named_by_its_route(spans, registration_api):
+    program = unique_id("trace")
+    await enrol(registration_api, program, "p1")
+    headers = partner_token(program, "p1")
+    r = await registration_api.post("/v1/registrations", json=registration_body(), headers=headers)
+    rid = r.json()["id"]
+    caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    r = await registration_api.get(f"/v1/registrations/{rid}", headers={**headers, "traceparent": caller})
+    assert r.status_code == 200
+
+    def served():
+        return [s for s in spans.get_finished_spans() if s.attributes.get("url.path") == f"/v1/registrations/{rid}"]
+
+    (server,) = await wait_until(served, what="the GET's server span")
+    assert server.name == "GET /v1/registrations/{registration_id}"
+    assert (server.kind, server.attributes["http.response.status_code"]) == (SpanKind.SERVER, 200)
+    assert f"{server.context.trace_id:032x}" == "0af7651916cd43dd8448eb211c80319c"
+    assert f"{server.parent.span_id:016x}" == "b7ad6b7169203331" and server.parent.is_remote
