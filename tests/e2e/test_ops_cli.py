@@ -145,3 +145,22 @@ async def test_without_a_stack_or_variables_the_commands_say_what_to_set(tmp_pat
     assert code == 1 and "DEALREG_DATABASE_URL" in err and "dealreg up" in err
     code, _, err = await dealreg(_env(tmp_path), "tail", "--program", "acme")
     assert code == 1 and "DEALREG_NATS_URL" in err
+
+
+async def test_the_commands_find_the_local_stack_with_no_flags(registration_api, conflict_api, pg_dsn, nats_url,
+                                                              tmp_path):
+    import psutil
+
+    from services.stackfile import write_stack
+
+    program = unique_id("ops")
+    await enrol(registration_api, program, "p1")
+    rid = await _approved(registration_api, program)
+    home = tmp_path / "home"
+    home.mkdir()
+    me = psutil.Process()  # a live supervisor is what makes stack.json count
+    write_stack(home, {"database_url": pg_dsn, "nats_url": nats_url, "pid": me.pid, "pid_created": me.create_time()})
+    env = {**_env(tmp_path), "DEALREG_HOME": str(home)}
+    code, out, err = await dealreg(env, "trace", rid, "--json")
+    assert code == 0, err
+    assert json.loads(out)["id"] == rid
