@@ -77,7 +77,7 @@ class RegistrationPatch(Body, kw_only=True):
     products: Products | msgspec.UnsetType = msgspec.UNSET
     estimated_value: MoneyIn | msgspec.UnsetType = msgspec.UNSET
     expected_close: dt.date | msgspec.UnsetType = msgspec.UNSET
-    notes: Notes | None | msgspec.UnsetType = msgspec.UNSET
+    notes: Notes | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class ReasonIn(Body, kw_only=True):
