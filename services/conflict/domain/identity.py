@@ -96,7 +96,8 @@ _LETTERS = str.maketrans(
 
 def _fold(text: str) -> list[str]:
     """Case, accents and punctuation folded; the words that remain."""
-    text = unicodedata.normalize("NFKD", text.casefold())
+    # casefold after compatibility decomposition too: "𝓐" decomposes to "A" only then
+    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
     text = "".join(ch for ch in text if not unicodedata.combining(ch)).translate(_LETTERS)
     text = _APOSTROPHES.sub("", text.replace("&", " and "))
     text = _INITIALS.sub(lambda m: re.sub(r"[./]", "", m.group()), text)
