@@ -105,7 +105,7 @@ class SlaBreached(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     program_id: str
     conflict_id: str | None = None
     registration_id: str | None = None
-    level: int = 1
+    level: int  # always on the wire: a consumer must never have to assume it
     due_at: dt.datetime
     breached_at: dt.datetime
 

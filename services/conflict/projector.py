@@ -63,10 +63,12 @@ async def apply(conn: asyncpg.Connection, name: str, e: msgspec.Struct) -> None:
             )
         case ConflictReopened():
             await conn.execute(
+                # the decision under appeal moves into the appeal's entry: the conflict is open again
                 "UPDATE conflict.conflicts SET state = 'escalated', level = $2,"
-                " doc = jsonb_set(doc, '{appeals}', coalesce(doc->'appeals', '[]'::jsonb) || $3::jsonb)"
+                " doc = jsonb_set(doc - 'decision', '{appeals}', coalesce(doc->'appeals', '[]'::jsonb)"
+                "   || jsonb_build_array($3::jsonb || jsonb_build_object('previous_decision', doc->'decision')))"
                 " WHERE conflict_id = $1",
-                e.conflict_id, e.level, msgspec.json.encode([e]).decode(),
+                e.conflict_id, e.level, msgspec.json.encode(e).decode(),
             )
         case SlaBreached():
             if e.conflict_id is not None:
