@@ -16,7 +16,7 @@ from services.http.auth import require_role
 from services.http.body import MAX_BODY_BYTES, decode_json
 from services.http.health import json_response, runtime
 from services.http.problems import Problem, forbidden, not_found, validation_problem
-from services.registration.api.schemas import Body
+from services.http.shapes import Body
 
 ClaimId = Annotated[str, Meta(min_length=1, max_length=128)]
 

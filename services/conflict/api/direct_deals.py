@@ -16,8 +16,8 @@ from services.http.auth import require_program, require_role
 from services.http.body import read_body
 from services.http.health import json_response, runtime
 from services.http.problems import Problem, not_found, validation_problem
-from services.registration.api.schemas import Body, CustomerIn, Products
-from services.registration.domain.terms import customer_errors
+from services.http.shapes import Body, CustomerIn, Products
+from services.terms import customer_errors
 
 
 class DirectDealIn(Body, kw_only=True):

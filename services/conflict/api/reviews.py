@@ -17,7 +17,7 @@ from services.http.auth import require_program, require_role
 from services.http.body import MAX_BODY_BYTES, decode_json
 from services.http.health import json_response, runtime
 from services.http.problems import Problem, not_found, validation_problem
-from services.registration.api.schemas import Body
+from services.http.shapes import Body
 
 REVIEWERS = ("authority", "admin")
 

@@ -16,7 +16,7 @@ from contracts.registration_events import (
 )
 from services.registration.domain.errors import InvalidTerms, TransitionForbidden
 from services.registration.domain.model import APPEALABLE, CUSTOMER_EDITABLE, LIVE, Registration
-from services.registration.domain.terms import customer_errors, money_errors, product_errors
+from services.terms import customer_errors, money_errors, product_errors
 
 
 @dataclass(frozen=True)

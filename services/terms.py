@@ -1,4 +1,4 @@
-"""Checks on registration terms that a type alone cannot express (pure)."""
+"""Checks on a customer, products and money that a type alone cannot express (pure; both services use them)."""
 
 from __future__ import annotations
 
