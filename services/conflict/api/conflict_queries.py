@@ -7,7 +7,6 @@ timeline reads the streams of the dispute and of every claim in it, in both serv
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import re
 from typing import Annotated, Any
@@ -21,18 +20,14 @@ from contracts.envelope import ID_PATTERN
 from services.conflict.api.common import iso
 from services.http.auth import require_program, require_role
 from services.http.health import json_response, runtime
-from services.http.problems import Problem, not_found
+from services.http.paging import bad_parameter, cursor_after, seq_of
+from services.http.problems import not_found
 from services.tokens import Principal
 
 READERS = ("ops", "authority", "admin")
 STATES = ("escalated", "resolved")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 _COLUMNS = "seq, conflict_id, program_id, state, level, authority_role, due_at, policy_version, doc::text"
-
-
-def _bad(field: str, message: str) -> Problem:
-    return Problem(400, "invalid-parameter", "A parameter is not valid", f"{field}: {message}",
-                   errors=[{"field": field, "message": message}])
 
 
 def conflict_view(row: asyncpg.Record) -> dict[str, Any]:
@@ -74,25 +69,11 @@ async def get_conflict(request: Request, conflict_id: str) -> Response:
     return json_response(conflict_view(row))
 
 
-def _cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
-
-
-def _uncursor(text: str) -> int:
-    try:
-        seq = int(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode())
-        if not 0 <= seq < 2**63:
-            raise ValueError(seq)
-        return seq
-    except (ValueError, UnicodeError) as e:
-        raise _bad("cursor", "not a cursor this API returned") from e
-
-
 def _positive_int(field: str, text: str | None, default: int | None, high: int) -> int | None:
     if text is None:
         return default
     if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= high:
-        raise _bad(field, f"must be an integer from 1 to {high}")
+        raise bad_parameter(field, f"must be an integer from 1 to {high}")
     return int(text)
 
 
@@ -108,21 +89,21 @@ def _filters(principal: Principal, program_id: str | None, state: str | None, le
 
     if program_id is not None:
         if not ID_PATTERN.match(program_id):
-            raise _bad("program_id", "must match [a-z0-9][a-z0-9_-]{0,63}")
+            raise bad_parameter("program_id", "must match [a-z0-9][a-z0-9_-]{0,63}")
         require_program(principal, program_id, "program")
     scope = program_id or principal.program_id
     if scope is not None:
         add("program_id = {}", scope)
     if state is not None:
         if state not in STATES:
-            raise _bad("state", f"must be one of {', '.join(STATES)}")
+            raise bad_parameter("state", f"must be one of {', '.join(STATES)}")
         add("state = {}", state)
     lvl = _positive_int("level", level, None, 1000)
     if lvl is not None:
         add("level = {}", lvl)
     if overdue is not None:
         if overdue not in ("true", "false"):
-            raise _bad("overdue", "must be true or false")
+            raise bad_parameter("overdue", "must be true or false")
         if overdue == "true":
             add("(state = 'escalated' AND due_at < {})", now)
         else:
@@ -141,7 +122,7 @@ async def list_conflicts(
     require_role(principal, *READERS)
     size = _positive_int("limit", limit, 50, 500)
     where, args = _filters(principal, program_id, state_filter, level, overdue, rt.clock())
-    args.append(_uncursor(cursor) if cursor else 0)
+    args.append(seq_of(cursor) if cursor else 0)
     where.append(f"seq > ${len(args)}")
     args.append(size + 1)
     sql = (f"SELECT {_COLUMNS} FROM conflict.conflicts WHERE {' AND '.join(where)}"
@@ -149,7 +130,7 @@ async def list_conflicts(
     async with rt.pool.acquire() as conn:
         rows = await conn.fetch(sql, *args)
     page = rows[:size]
-    next_cursor = _cursor(page[-1]["seq"]) if len(rows) > size else None
+    next_cursor = cursor_after(page[-1]["seq"]) if len(rows) > size else None
     return json_response({"items": [conflict_view(r) for r in page], "next_cursor": next_cursor})
 
 

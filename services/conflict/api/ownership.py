@@ -15,16 +15,11 @@ from services.conflict.domain.identity import identity_of
 from services.conflict.recorder import STORE
 from services.http.auth import require_program, require_role
 from services.http.health import json_response, runtime
-from services.http.problems import Problem
+from services.http.paging import bad_parameter
 
 _decoder = msgspec.json.Decoder(OwnershipChanged)
 ALL_STATUSES = ["pending", "pending_review", "info_requested", "under_review", "approved", "waitlisted", "rejected",
                 "expired", "withdrawn", "won", "lost", "open", "released"]
-
-
-def _bad(field: str, message: str) -> Problem:
-    return Problem(400, "invalid-parameter", "A parameter is not valid", f"{field}: {message}",
-                   errors=[{"field": field, "message": message}])
 
 
 def intervals(events: list[tuple[str, OwnershipChanged]]) -> list[tuple[dt.datetime, dt.datetime | None]]:
@@ -52,13 +47,13 @@ async def get_ownership(
     check_program_id(program_id)
     require_program(principal, program_id, "program")
     if not (domain or duns or name):
-        raise _bad("domain", "give one of domain, duns or name")
+        raise bad_parameter("domain", "give one of domain, duns or name")
     try:
         instant = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
     except ValueError as e:
-        raise _bad("at", "must be an RFC 3339 date-time") from e
+        raise bad_parameter("at", "must be an RFC 3339 date-time") from e
     if instant.tzinfo is None:
-        raise _bad("at", "must carry a time zone (Z or an offset)")
+        raise bad_parameter("at", "must carry a time zone (Z or an offset)")
     async with rt.pool.acquire() as conn:
         policy, _ = await policy_store.in_force(conn, program_id)
         probe_identity = identity_of(name or "", country or "", domain, duns, None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated, Literal
 
 from litestar import Request, Response, get, post
@@ -16,6 +15,7 @@ from services.eventlog.events import Metadata
 from services.http.auth import require_program, require_role
 from services.http.body import MAX_BODY_BYTES, decode_json
 from services.http.health import json_response, runtime
+from services.http.paging import bad_parameter, cursor_after, seq_of
 from services.http.problems import Problem, not_found, validation_problem
 from services.http.shapes import Body
 
@@ -26,25 +26,6 @@ class ReviewIn(Body, kw_only=True):
     action: Literal["approve", "reject", "request_info"]
     reason: Literal["review_rejected", "insufficient_information"] | None = None
     comment: Annotated[str, Meta(max_length=10_000)] | None = None
-
-
-def _bad(field: str, message: str) -> Problem:
-    return Problem(400, "invalid-parameter", "A parameter is not valid", f"{field}: {message}",
-                   errors=[{"field": field, "message": message}])
-
-
-def _cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
-
-
-def _uncursor(text: str) -> int:
-    try:
-        seq = int(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode())
-        if not 0 <= seq < 2**63:
-            raise ValueError(seq)
-        return seq
-    except (ValueError, UnicodeError) as e:
-        raise _bad("cursor", "not a cursor this API returned") from e
 
 
 @get("/v1/reviews", tags=["reviews"], summary="Registrations awaiting review, oldest first (authority, admin)")
@@ -60,10 +41,10 @@ async def list_reviews(
         check_program_id(program_id)
         require_program(principal, program_id, "program")
     if state_filter is not None and state_filter not in AWAITING_REVIEW:
-        raise _bad("state", "must be pending_review or info_requested")
+        raise bad_parameter("state", "must be pending_review or info_requested")
     if not 1 <= limit <= 500:
-        raise _bad("limit", "must be between 1 and 500")
-    after = _uncursor(cursor) if cursor else 0
+        raise bad_parameter("limit", "must be between 1 and 500")
+    after = seq_of(cursor) if cursor else 0
     scope = program_id or principal.program_id  # an authority sees its own program only
     states = [state_filter] if state_filter else sorted(AWAITING_REVIEW)
     async with rt.pool.acquire() as conn:
@@ -71,7 +52,7 @@ async def list_reviews(
     for item in items:
         for key in ("submitted_at", "waiting_since", "review_due_at"):
             item[key] = iso(item[key])
-    return json_response({"items": items, "next_cursor": _cursor(more) if more is not None else None})
+    return json_response({"items": items, "next_cursor": cursor_after(more) if more is not None else None})
 
 
 @post("/v1/reviews/{registration_id:str}", tags=["reviews"], status_code=200,

@@ -96,7 +96,7 @@ _LETTERS = str.maketrans(
 
 def _fold(text: str) -> list[str]:
     """Case, accents and punctuation folded; the words that remain."""
-    # casefold after compatibility decomposition too: "𝓐" decomposes to "A" only then
+    # casefold after compatibility decomposition too: a mathematical capital decomposes only then
     text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
     text = "".join(ch for ch in text if not unicodedata.combining(ch)).translate(_LETTERS)
     text = _APOSTROPHES.sub("", text.replace("&", " and "))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
 from typing import Any
 
@@ -15,6 +14,7 @@ from services.eventlog.events import ConcurrencyError, Metadata
 from services.http.auth import require_role
 from services.http.body import MAX_BODY_BYTES, decode_json
 from services.http.health import Runtime, json_response, runtime
+from services.http.paging import cursor_after, seq_of
 from services.http.problems import Problem, not_found, validation_problem
 from services.registration import idempotency, repository, views
 from services.registration.api.errors import to_problem
@@ -183,21 +183,6 @@ async def get_history(request: Request, registration_id: str) -> Response:
     return json_response({"items": [views.history_item(e, d) for e, d in events]}, headers=_etag(state.version))
 
 
-def _cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(str(seq).encode()).decode().rstrip("=")
-
-
-def _uncursor(text: str) -> int:
-    try:
-        seq = int(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode())
-        if not 0 <= seq < 2**63:  # a bigint column
-            raise ValueError(seq)
-        return seq
-    except (ValueError, UnicodeError) as e:
-        raise Problem(400, "invalid-parameter", "A parameter is not valid", "cursor is not valid",
-                      errors=[{"field": "cursor", "message": "not a cursor this API returned"}]) from e
-
-
 @get("/v1/registrations", tags=["registrations"], summary="List registrations (own for partners, the program's for staff)")
 async def list_registrations(
     request: Request,
@@ -217,7 +202,7 @@ async def list_registrations(
                         ("cursor", cursor)):
         _text_param(name, value)
     where, args = _scope(principal, program_id)
-    after = _uncursor(cursor) if cursor else 0
+    after = seq_of(cursor) if cursor else 0
     args.append(after)
     where.append(f"seq > ${len(args)}")
     for column, value in (("status", status), ("external_ref", external_ref)):
@@ -231,7 +216,7 @@ async def list_registrations(
         rows = await conn.fetch(sql, *args)
     page = rows[:limit]
     items = b",".join(r[1].encode() for r in page)
-    next_cursor = _cursor(page[-1][0]) if len(rows) > limit else None
+    next_cursor = cursor_after(page[-1][0]) if len(rows) > limit else None
     body = b'{"items":[' + items + b'],"next_cursor":' + msgspec.json.encode(next_cursor) + b"}"
     return Response(content=body, media_type="application/json")
 
