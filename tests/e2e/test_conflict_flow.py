@@ -13,8 +13,8 @@ from tests.e2e.conftest import token
 pytestmark = pytest.mark.e2e
 
 
-async def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
-    deadline = asyncio.get_running_loop().time() + timeout
+async def wait_for(predicate, deadline_s: float = 15.0, interval: float = 0.05):
+    deadline = asyncio.get_running_loop().time() + deadline_s
     while True:
         value = await predicate()
         if value:
