@@ -20,9 +20,7 @@ SCHEMA_DIR = Path(__file__).parent / "schemas"
 def schema_for(service: str, event_name: str, cls: type[msgspec.Struct]) -> dict[str, Any]:
     """The CloudEvent envelope schema with `data` replaced by the event's own schema."""
     (data_schema,), components = msgspec.json.schema_components([cls], ref_template="#/$defs/{name}")
-    _, envelope_components = msgspec.json.schema_components(
-        [CloudEvent], ref_template="#/$defs/{name}"
-    )
+    _, envelope_components = msgspec.json.schema_components([CloudEvent], ref_template="#/$defs/{name}")
     envelope_def = dict(envelope_components["CloudEvent"])
     del envelope_def["title"]  # the schema's title is the event type, set below
     properties = dict(envelope_def["properties"])

@@ -131,9 +131,7 @@ class NatsServer:
             time.sleep(0.05)
         process.kill()
         process.wait()
-        raise NatsServerError(
-            f"nats-server not ready in {_READY_TIMEOUT_S}s:\n{log_since(self.log_path, log_offset)}"
-        )
+        raise NatsServerError(f"nats-server not ready in {_READY_TIMEOUT_S}s:\n{log_since(self.log_path, log_offset)}")
 
     def _client_host(self) -> str:
         return "127.0.0.1" if self.host in _WILDCARD_HOSTS else self.host

@@ -119,13 +119,16 @@ async def _tail(url: str, program: str, from_start: bool, as_json: bool) -> None
         subject = f"dealreg.conflict.{program}.>"
         try:
             sub = await nc.jetstream().subscribe(
-                subject, stream=JETSTREAM_STREAMS["conflict"], ordered_consumer=True,
+                subject,
+                stream=JETSTREAM_STREAMS["conflict"],
+                ordered_consumer=True,
                 deliver_policy=DeliverPolicy.ALL if from_start else DeliverPolicy.NEW,
             )
         except Exception as exc:  # no JetStream, or the stream was never created
             raise CommandError(f"cannot follow {subject}: {exc}") from exc
-        print(f"following {subject}{' from the start' if from_start else ''} (Ctrl-C stops)", file=sys.stderr,
-              flush=True)
+        print(
+            f"following {subject}{' from the start' if from_start else ''} (Ctrl-C stops)", file=sys.stderr, flush=True
+        )
         async for msg in sub.messages:
             print(msg.data.decode(errors="replace") if as_json else event_line(msg.data), flush=True)
     finally:

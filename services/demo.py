@@ -27,14 +27,18 @@ def say(message: str) -> None:
 async def seed(registration_url: str, conflict_url: str, signing_key: str, *, pace: float = 1.0) -> None:
     """Seed the demo program and play its story (about 30 s at `pace` 1; smaller is faster)."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would drown the story
-    async with httpx.AsyncClient(base_url=registration_url, timeout=15) as reg, \
-            httpx.AsyncClient(base_url=conflict_url, timeout=15) as con:
+    async with (
+        httpx.AsyncClient(base_url=registration_url, timeout=15) as reg,
+        httpx.AsyncClient(base_url=conflict_url, timeout=15) as con,
+    ):
         demo = Demo(reg, con, signing_key, pace)
         await demo.set_up()
         await demo.play()
         await demo.wait_for_watchers()
-        say(f"done: watch GET {conflict_url}/v1/conflicts?program_id={demo.program} "
-            f"(token: dealreg token --role ops --program {demo.program})")
+        say(
+            f"done: watch GET {conflict_url}/v1/conflicts?program_id={demo.program} "
+            f"(token: dealreg token --role ops --program {demo.program})"
+        )
 
 
 class Demo:
@@ -57,8 +61,9 @@ class Demo:
     async def pause(self, seconds: float) -> None:
         await asyncio.sleep(seconds * self.pace)
 
-    async def call(self, client: httpx.AsyncClient, method: str, path: str, headers: dict, what: str,
-                   **kw: Any) -> httpx.Response | None:
+    async def call(
+        self, client: httpx.AsyncClient, method: str, path: str, headers: dict, what: str, **kw: Any
+    ) -> httpx.Response | None:
         """The response when it succeeded; otherwise a note, and None (the story goes on)."""
         r = await client.request(method, path, headers=headers, **kw)
         if r.is_success:
@@ -76,24 +81,56 @@ class Demo:
             r = await self.con.get(f"/v1/programs/{self.program}/policy", headers=admin)
             if not r.is_success or r.json()["version"] == 0:
                 break
-        await self.call(self.reg, "PUT", f"/v1/programs/{self.program}", admin, "program",
-                        json={"name": "Acme Networks partner program (demo)"})
+        await self.call(
+            self.reg,
+            "PUT",
+            f"/v1/programs/{self.program}",
+            admin,
+            "program",
+            json={"name": "Acme Networks partner program (demo)"},
+        )
         for partner_id, (name, tier, kind, _) in PARTNERS.items():
-            await self.call(self.reg, "PUT", f"/v1/programs/{self.program}/partners/{partner_id}", admin, "partner",
-                            json={"name": name, "tier": tier, "type": kind})
+            await self.call(
+                self.reg,
+                "PUT",
+                f"/v1/programs/{self.program}/partners/{partner_id}",
+                admin,
+                "partner",
+                json={"name": name, "tier": tier, "type": kind},
+            )
         r = await self.call(self.con, "PUT", f"/v1/programs/{self.program}/policy", admin, "policy", json=DEMO_POLICY)
-        say(f"program {self.program}: {len(PARTNERS)} partners, policy v{r.json()['version'] if r else '?'} "
-            "(review on, tie window 1.8 s, escalation SLAs 14-22 s)")
+        say(
+            f"program {self.program}: {len(PARTNERS)} partners, policy v{r.json()['version'] if r else '?'} "
+            "(review on, tie window 1.8 s, escalation SLAs 14-22 s)"
+        )
 
-    async def register(self, partner_id: str, customer: str, amount: str, currency: str = "USD",
-                       products: tuple[str, ...] = ("firewall", "support"), deal_type: str = "new",
-                       notes: str | None = None) -> str | None:
-        body = {"external_ref": f"{partner_id[:3].upper()}-{customer.upper()}-{dt.datetime.now(dt.UTC):%H%M%S%f}",
-                "customer": CUSTOMERS[customer], "products": list(products), "deal_type": deal_type,
-                "estimated_value": {"amount": amount, "currency": currency},
-                "expected_close": (self.today + dt.timedelta(days=90)).isoformat(), "notes": notes}
-        r = await self.call(self.reg, "POST", "/v1/registrations", self.partner(partner_id), "registration",
-                            json={k: v for k, v in body.items() if v is not None})
+    async def register(
+        self,
+        partner_id: str,
+        customer: str,
+        amount: str,
+        currency: str = "USD",
+        products: tuple[str, ...] = ("firewall", "support"),
+        deal_type: str = "new",
+        notes: str | None = None,
+    ) -> str | None:
+        body = {
+            "external_ref": f"{partner_id[:3].upper()}-{customer.upper()}-{dt.datetime.now(dt.UTC):%H%M%S%f}",
+            "customer": CUSTOMERS[customer],
+            "products": list(products),
+            "deal_type": deal_type,
+            "estimated_value": {"amount": amount, "currency": currency},
+            "expected_close": (self.today + dt.timedelta(days=90)).isoformat(),
+            "notes": notes,
+        }
+        r = await self.call(
+            self.reg,
+            "POST",
+            "/v1/registrations",
+            self.partner(partner_id),
+            "registration",
+            json={k: v for k, v in body.items() if v is not None},
+        )
         if r is None:
             return None
         rid = r.json()["id"]
@@ -124,8 +161,11 @@ class Demo:
 
     async def conflict_of(self, rid: str) -> dict | None:
         for _ in range(100):
-            r = await self.con.get("/v1/conflicts", params={"program_id": self.program, "limit": "500"},
-                                   headers=self.auth("ops", program_id=self.program))
+            r = await self.con.get(
+                "/v1/conflicts",
+                params={"program_id": self.program, "limit": "500"},
+                headers=self.auth("ops", program_id=self.program),
+            )
             if r.status_code in (404, 405):
                 return None
             for c in r.json().get("items", []) if r.is_success else []:
@@ -136,10 +176,17 @@ class Demo:
 
     async def play(self) -> None:
         crm = self.auth("integration", program_id=self.program, subject="salesforce-sync@vendor.example")
-        deal = {"external_ref": "SF-0042", "customer": CUSTOMERS["globex"], "products": ["firewall", "support"],
-                "owner": "dana.white@vendor.example", "opened_on": self.today.isoformat(),
-                "expected_close": (self.today + dt.timedelta(days=120)).isoformat()}
-        if await self.call(self.con, "POST", f"/v1/programs/{self.program}/direct-deals", crm, "direct deal", json=deal):
+        deal = {
+            "external_ref": "SF-0042",
+            "customer": CUSTOMERS["globex"],
+            "products": ["firewall", "support"],
+            "owner": "dana.white@vendor.example",
+            "opened_on": self.today.isoformat(),
+            "expected_close": (self.today + dt.timedelta(days=120)).isoformat(),
+        }
+        if await self.call(
+            self.con, "POST", f"/v1/programs/{self.program}/direct-deals", crm, "direct deal", json=deal
+        ):
             say("the vendor's CRM recorded a direct deal on Globex Corporation")
         await self.pause(1)
         await self.register("northstar", "initech", "180000.00", notes="Data-centre refresh, CISO sponsor")
@@ -180,8 +227,14 @@ class Demo:
         if rid is None:
             return
         await self.wait_status("cobalt", rid, "pending_review")
-        if await self.call(self.con, "POST", f"/v1/reviews/{rid}", self.manager(), "(the review API)",
-                           json={"action": action, "comment": comment}):
+        if await self.call(
+            self.con,
+            "POST",
+            f"/v1/reviews/{rid}",
+            self.manager(),
+            "(the review API)",
+            json={"action": action, "comment": comment},
+        ):
             say(f"channel manager: {action.replace('_', ' ')} on cobalt's Umbrella Health registration")
             if action == "approve":
                 self.follow("cobalt", rid, "cobalt on Umbrella Health", "pending_review")
@@ -191,8 +244,14 @@ class Demo:
             return
         doc = await self.status("cobalt", rid)
         headers = {**self.partner("cobalt"), "If-Match": f'"{doc["version"]}"'}
-        if await self.call(self.reg, "PATCH", f"/v1/registrations/{rid}", headers, "amendment",
-                           json={"notes": "14 sites in DACH; economic buyer: CIO Dr. Weber"}):
+        if await self.call(
+            self.reg,
+            "PATCH",
+            f"/v1/registrations/{rid}",
+            headers,
+            "amendment",
+            json={"notes": "14 sites in DACH; economic buyer: CIO Dr. Weber"},
+        ):
             say("cobalt answered the info request by amending its registration")
 
     async def wait_status(self, partner_id: str, rid: str, wanted: str, within: float = 10) -> bool:
@@ -208,17 +267,32 @@ class Demo:
             say("note: no conflict to decide on Wonka Industries; skipping the decision and the appeal")
             return
         say(f"tie on Wonka Industries: conflict {conflict['id'][:8]} at level 1 ({conflict['authority_role']})")
-        decision = {"outcome": "award", "winner": summit,
-                    "rationale": "Summit ran the proof of concept with the customer's IT team."}
-        if not await self.call(self.con, "POST", f"/v1/conflicts/{conflict['id']}/decision", self.manager(),
-                               "(the decision API)", json=decision):
+        decision = {
+            "outcome": "award",
+            "winner": summit,
+            "rationale": "Summit ran the proof of concept with the customer's IT team.",
+        }
+        if not await self.call(
+            self.con,
+            "POST",
+            f"/v1/conflicts/{conflict['id']}/decision",
+            self.manager(),
+            "(the decision API)",
+            json=decision,
+        ):
             return
         say("channel manager awarded Wonka Industries to summit")
         self.follow("summit", summit, "summit on Wonka Industries Ltd", "under_review")
         if tidewater and await self.wait_status("tidewater", tidewater, "rejected", within=5):
             reason = {"reason": "We introduced Wonka to the vendor at the London roadshow in March."}
-            if await self.call(self.reg, "POST", f"/v1/registrations/{tidewater}/appeal", self.partner("tidewater"),
-                               "(the appeal)", json=reason):
+            if await self.call(
+                self.reg,
+                "POST",
+                f"/v1/registrations/{tidewater}/appeal",
+                self.partner("tidewater"),
+                "(the appeal)",
+                json=reason,
+            ):
                 say("tidewater appealed the decision")
                 self.follow("tidewater", tidewater, "tidewater on Wonka Industries", "rejected")
 
@@ -232,7 +306,9 @@ class Demo:
             r = await self.con.get(f"/v1/conflicts/{conflict['id']}", headers=ops)
             if r.is_success and (r.json()["level"] > 1 or r.json()["state"] == "resolved"):
                 c = r.json()
-                say(f"Vandelay's SLA breached: the conflict is now {c['state']} at level {c['level']} "
-                    f"({c['authority_role']})")
+                say(
+                    f"Vandelay's SLA breached: the conflict is now {c['state']} at level {c['level']} "
+                    f"({c['authority_role']})"
+                )
                 return
             await asyncio.sleep(0.5)

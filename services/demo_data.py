@@ -16,8 +16,13 @@ DEMO_POLICY: dict[str, Any] = {
     "fx": {"base": "USD", "rates": {"EUR": "1.08", "GBP": "1.27", "CAD": "0.73"}},
     "products": ["firewall", "sd-wan", "endpoint", "cloud", "support"],
     "tie_window_minutes": 0.03,  # 1.8 s: registrations that close together are decided together
-    "review": {"enabled": True, "auto_approve_below": {"amount": "50000", "currency": "USD"},
-               "auto_approve_tiers": ["platinum"], "sla_hours": 0.02, "on_breach": "approve"},  # 72 s
+    "review": {
+        "enabled": True,
+        "auto_approve_below": {"amount": "50000", "currency": "USD"},
+        "auto_approve_tiers": ["platinum"],
+        "sla_hours": 0.02,
+        "on_breach": "approve",
+    },  # 72 s
     "escalation": [
         {"level": 1, "role": "channel_manager", "sla_hours": 0.004},  # 14.4 s
         {"level": 2, "role": "regional_director", "sla_hours": 0.005},  # 18 s

@@ -28,9 +28,7 @@ def configure_logging(level: str = "info", *, stream=sys.stderr) -> None:
     if _configured:
         return
     _configured = True
-    renderer = (
-        structlog.dev.ConsoleRenderer() if stream.isatty() else structlog.processors.JSONRenderer()
-    )
+    renderer = structlog.dev.ConsoleRenderer() if stream.isatty() else structlog.processors.JSONRenderer()
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

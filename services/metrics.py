@@ -14,20 +14,24 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, g
 from prometheus_client.core import Metric
 
 HTTP_REQUESTS = Counter(
-    "dealreg_http_requests", "HTTP requests handled, by route template and status",
+    "dealreg_http_requests",
+    "HTTP requests handled, by route template and status",
     ["service", "method", "route", "status"],
 )
 HTTP_LATENCY = Histogram(
-    "dealreg_http_request_duration_seconds", "HTTP request latency, by route template and status",
+    "dealreg_http_request_duration_seconds",
+    "HTTP request latency, by route template and status",
     ["service", "method", "route", "status"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 EVENTS_APPENDED = Counter(
-    "dealreg_events_appended", "Events appended to an event log (in transactions that may still roll back)",
+    "dealreg_events_appended",
+    "Events appended to an event log (in transactions that may still roll back)",
     ["schema", "type"],
 )
 DECISIONS = Counter(
-    "dealreg_decisions", "Decisions the conflict service recorded, by reason code and resulting status",
+    "dealreg_decisions",
+    "Decisions the conflict service recorded, by reason code and resulting status",
     ["reason", "status"],
 )
 SLA_BREACHES = Counter("dealreg_sla_breaches", "sla.breached events appended", ["program_id"])

@@ -12,8 +12,22 @@ from services.ops_timeline import Entry, Timeline
 
 # the data fields worth a glance, in the order they read best; the rest is in --json
 KEY_FIELDS = (
-    "status", "status_reason", "reason", "rule", "policy_version", "outcome", "winner", "level", "authority_role",
-    "conflict_id", "protected_until", "valid_until", "due_at", "attribution_percent", "partner_id", "owner",
+    "status",
+    "status_reason",
+    "reason",
+    "rule",
+    "policy_version",
+    "outcome",
+    "winner",
+    "level",
+    "authority_role",
+    "conflict_id",
+    "protected_until",
+    "valid_until",
+    "due_at",
+    "attribution_percent",
+    "partner_id",
+    "owner",
     "decided_by",
 )
 

@@ -37,10 +37,18 @@ class Entry:
         e, m = self.event, self.event.metadata
         ctx = span_context_of(m.traceparent)
         return {
-            "time": _iso(e.occurred_at), "recorded_at": _iso(e.recorded_at), "service": self.service,
-            "stream": e.stream_id, "version": e.stream_version, "type": e.event_type, "event_id": str(e.event_id),
-            "actor": m.actor, "correlation_id": m.correlation_id, "causation_id": m.causation_id,
-            "trace_id": f"{ctx.trace_id:032x}" if ctx else None, "span_id": f"{ctx.span_id:016x}" if ctx else None,
+            "time": _iso(e.occurred_at),
+            "recorded_at": _iso(e.recorded_at),
+            "service": self.service,
+            "stream": e.stream_id,
+            "version": e.stream_version,
+            "type": e.event_type,
+            "event_id": str(e.event_id),
+            "actor": m.actor,
+            "correlation_id": m.correlation_id,
+            "causation_id": m.causation_id,
+            "trace_id": f"{ctx.trace_id:032x}" if ctx else None,
+            "span_id": f"{ctx.span_id:016x}" if ctx else None,
             "data": self.data,
         }
 
@@ -62,8 +70,12 @@ class Timeline:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "id": self.id, "program_id": self.program_id, "streams": self.streams,
-            "trace_ids": self.trace_ids, "events": [e.as_json() for e in self.entries],
+            "kind": self.kind,
+            "id": self.id,
+            "program_id": self.program_id,
+            "streams": self.streams,
+            "trace_ids": self.trace_ids,
+            "events": [e.as_json() for e in self.entries],
         }
 
 
@@ -94,11 +106,13 @@ async def load(conn: asyncpg.Connection, ident: str) -> Timeline | None:
     """The timeline of registration, direct deal or conflict `ident`; None when neither log knows it."""
     if await _exists(conn, "conflict", f"conflict-{ident}"):
         return await _conflict(conn, ident)
-    if not any([
-        await _exists(conn, "registration", f"registration-{ident}"),
-        await _exists(conn, "conflict", f"claim-{ident}"),
-        await _exists(conn, "conflict", f"directdeal-{ident}"),
-    ]):
+    if not any(
+        [
+            await _exists(conn, "registration", f"registration-{ident}"),
+            await _exists(conn, "conflict", f"claim-{ident}"),
+            await _exists(conn, "conflict", f"directdeal-{ident}"),
+        ]
+    ):
         return None
     kind, reg_streams, own = await _claim_streams(conn, ident)
     entries = await _read(conn, "registration", reg_streams) + await _read(conn, "conflict", own)
@@ -113,7 +127,9 @@ async def load(conn: asyncpg.Connection, ident: str) -> Timeline | None:
 async def _conflict(conn: asyncpg.Connection, conflict_id: str) -> Timeline:
     entries = await _read(conn, "conflict", [f"conflict-{conflict_id}"])
     claims = {c["claim_id"] for e in entries for c in e.data.get("claims", []) if isinstance(c, dict)}
-    claims |= {r[0] for r in await conn.fetch("SELECT claim_id FROM conflict.claims WHERE conflict_id = $1", conflict_id)}
+    claims |= {
+        r[0] for r in await conn.fetch("SELECT claim_id FROM conflict.claims WHERE conflict_id = $1", conflict_id)
+    }
     for claim_id in sorted(claims):
         _, reg_streams, own = await _claim_streams(conn, claim_id)
         entries += await _read(conn, "registration", reg_streams) + await _read(conn, "conflict", own)

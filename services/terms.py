@@ -45,7 +45,7 @@ def money_errors(field: str, money: Money) -> list[tuple[str, str]]:
         if not amount.is_finite() or amount < 0:
             errors.append((f"{field}.amount", "must be a non-negative decimal string"))
     except InvalidOperation:
-        errors.append((f"{field}.amount", "must be a decimal string such as \"125000.00\""))
+        errors.append((f"{field}.amount", 'must be a decimal string such as "125000.00"'))
     if not currency_ok(money.currency):
         errors.append((f"{field}.currency", f"{money.currency!r} is not an ISO 4217 currency code"))
     return errors

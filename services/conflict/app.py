@@ -24,8 +24,14 @@ from services.http.service_app import Worker, service_app
 from services.settings import Settings
 from services.telemetry import configure_tracing
 
-ROUTES = [*POLICY_ROUTES, *DIRECT_DEAL_ROUTES, *OWNERSHIP_ROUTES, *CONFLICT_QUERY_ROUTES, *REVIEW_ROUTES,
-          *DECISION_ROUTES]
+ROUTES = [
+    *POLICY_ROUTES,
+    *DIRECT_DEAL_ROUTES,
+    *OWNERSHIP_ROUTES,
+    *CONFLICT_QUERY_ROUTES,
+    *REVIEW_ROUTES,
+    *DECISION_ROUTES,
+]
 
 
 def workers(rt: Runtime) -> dict[str, Worker]:
@@ -34,9 +40,15 @@ def workers(rt: Runtime) -> dict[str, Worker]:
         # one replica consumes at a time, so each program's facts are decided in log order;
         # programs are decided concurrently within a batch
         "intake": EventConsumer(
-            nc=rt.nc, pool=rt.pool, schema="conflict", durable=intake.CONSUMER,
-            stream=JETSTREAM_STREAMS["registration"], filter_subject=intake.FILTER_SUBJECT,
-            handle=intake.handle, exclusive=True, partition=lambda ce: ce.program_id,
+            nc=rt.nc,
+            pool=rt.pool,
+            schema="conflict",
+            durable=intake.CONSUMER,
+            stream=JETSTREAM_STREAMS["registration"],
+            filter_subject=intake.FILTER_SUBJECT,
+            handle=intake.handle,
+            exclusive=True,
+            partition=lambda ce: ce.program_id,
         ),
         "scheduler": Scheduler(rt.pool, rt.clock),
     }
@@ -47,5 +59,12 @@ def bootstrap(settings: Settings, *, clock: Callable = utcnow, background: bool 
     settings.require()
     configure_tracing("dealreg-conflict")
     rt = Runtime(signing_key=settings.signing_key or "", clock=clock)
-    return service_app(service="conflict", settings=settings, rt=rt, routes=ROUTES, workers=workers,
-                       background=background, gauges=[conflict_gauges])
+    return service_app(
+        service="conflict",
+        settings=settings,
+        rt=rt,
+        routes=ROUTES,
+        workers=workers,
+        background=background,
+        gauges=[conflict_gauges],
+    )

@@ -32,10 +32,10 @@ async def appealed(conn: asyncpg.Connection, ce: CloudEvent, e: RegistrationAppe
     if claim.decided_by == "conflict" and claim.conflict_id:
         dispute = await disputes.load(conn, claim.conflict_id)
     beaten_by = () if dispute is not None else await _beaten_by(conn, claim, rule, policy, e.appealed_at)
-    emits = appeal(claim, rule, policy, e.appealed_at, cause_id=ce.id, beaten_by=beaten_by, dispute=dispute,
-                   reason=e.reason)
-    meta = Metadata(correlation_id=claim.claim_id, causation_id=ce.id, actor=e.appealed_by,
-                    traceparent=ce.traceparent)
+    emits = appeal(
+        claim, rule, policy, e.appealed_at, cause_id=ce.id, beaten_by=beaten_by, dispute=dispute, reason=e.reason
+    )
+    meta = Metadata(correlation_id=claim.claim_id, causation_id=ce.id, actor=e.appealed_by, traceparent=ce.traceparent)
     await record(conn, emits, cause_id=ce.id, now=e.appealed_at, meta=meta, program_id=claim.program_id)
 
 

@@ -25,15 +25,31 @@ RIVAL_STATUSES = ["pending", "pending_review", "info_requested", "under_review",
 
 def to_claim(r: asyncpg.Record) -> Claim:
     return Claim(
-        claim_id=r["claim_id"], kind=r["kind"], program_id=r["program_id"], partner_id=r["partner_id"],
-        tier=r["tier"], deal_type=r["deal_type"],
-        identity=Identity(name_key=r["name_key"], country=r["country"], domain=r["domain"], duns=r["duns"],
-                          tax_id=r["tax_id"]),
-        products=tuple(r["products"]), amount=r["amount"], currency=r["currency"], submitted_at=r["submitted_at"],
-        status=r["status"], protected_until=r["protected_until"], approved_at=r["approved_at"],
-        conflict_id=r["conflict_id"], attribution_percent=r["attribution_percent"], extensions=r["extensions"],
-        appeals=r["appeals"], decided_at=r["decided_at"], decided_by=r["decided_by"],
-        decided_level=r["decided_level"], policy_version=r["policy_version"], seq=r["seq"],
+        claim_id=r["claim_id"],
+        kind=r["kind"],
+        program_id=r["program_id"],
+        partner_id=r["partner_id"],
+        tier=r["tier"],
+        deal_type=r["deal_type"],
+        identity=Identity(
+            name_key=r["name_key"], country=r["country"], domain=r["domain"], duns=r["duns"], tax_id=r["tax_id"]
+        ),
+        products=tuple(r["products"]),
+        amount=r["amount"],
+        currency=r["currency"],
+        submitted_at=r["submitted_at"],
+        status=r["status"],
+        protected_until=r["protected_until"],
+        approved_at=r["approved_at"],
+        conflict_id=r["conflict_id"],
+        attribution_percent=r["attribution_percent"],
+        extensions=r["extensions"],
+        appeals=r["appeals"],
+        decided_at=r["decided_at"],
+        decided_by=r["decided_by"],
+        decided_level=r["decided_level"],
+        policy_version=r["policy_version"],
+        seq=r["seq"],
     )
 
 
@@ -47,9 +63,23 @@ async def insert(conn: asyncpg.Connection, c: Claim, customer_json: str = "{}") 
         ON CONFLICT (claim_id) DO UPDATE SET claim_id = excluded.claim_id
         RETURNING seq
         """,
-        c.claim_id, c.kind, c.program_id, c.partner_id, c.tier, c.deal_type, c.identity.name_key,
-        c.identity.country, c.identity.domain, c.identity.duns, c.identity.tax_id, list(c.products), c.amount,
-        c.currency, c.submitted_at, c.status, customer_json,
+        c.claim_id,
+        c.kind,
+        c.program_id,
+        c.partner_id,
+        c.tier,
+        c.deal_type,
+        c.identity.name_key,
+        c.identity.country,
+        c.identity.domain,
+        c.identity.duns,
+        c.identity.tax_id,
+        list(c.products),
+        c.amount,
+        c.currency,
+        c.submitted_at,
+        c.status,
+        customer_json,
     )
     return _with_seq(c, seq)
 
@@ -64,8 +94,15 @@ async def update_terms(conn: asyncpg.Connection, c: Claim) -> None:
     await conn.execute(
         "UPDATE conflict.claims SET name_key=$2, country=$3, domain=$4, duns=$5, tax_id=$6, products=$7,"
         " amount=$8, currency=$9 WHERE claim_id=$1",
-        c.claim_id, c.identity.name_key, c.identity.country, c.identity.domain, c.identity.duns, c.identity.tax_id,
-        list(c.products), c.amount, c.currency,
+        c.claim_id,
+        c.identity.name_key,
+        c.identity.country,
+        c.identity.domain,
+        c.identity.duns,
+        c.identity.tax_id,
+        list(c.products),
+        c.amount,
+        c.currency,
     )
 
 
@@ -94,8 +131,15 @@ async def candidates(conn: asyncpg.Connection, c: Claim, policy: Policy, statuse
         )
         ORDER BY seq
         """,
-        c.program_id, c.claim_id, statuses, c.identity.domain, c.identity.duns, c.identity.tax_id,
-        c.identity.country, c.identity.name_key, threshold,
+        c.program_id,
+        c.claim_id,
+        statuses,
+        c.identity.domain,
+        c.identity.duns,
+        c.identity.tax_id,
+        c.identity.country,
+        c.identity.name_key,
+        threshold,
     )
     return [to_claim(r) for r in rows]
 

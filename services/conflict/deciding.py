@@ -19,20 +19,45 @@ from services.eventlog.events import Metadata
 
 
 def claim_of(
-    *, claim_id: str, kind: str, program_id: str, customer: Customer, products: list[str], submitted_at: dt.datetime,
-    status: str, policy: Policy, partner_id: str | None = None, tier: str | None = None,
-    deal_type: str | None = None, amount: str | None = None, currency: str | None = None,
+    *,
+    claim_id: str,
+    kind: str,
+    program_id: str,
+    customer: Customer,
+    products: list[str],
+    submitted_at: dt.datetime,
+    status: str,
+    policy: Policy,
+    partner_id: str | None = None,
+    tier: str | None = None,
+    deal_type: str | None = None,
+    amount: str | None = None,
+    currency: str | None = None,
 ) -> Claim:
     try:
         value = Decimal(amount) if amount is not None else None
     except InvalidOperation:
         value = None
     return Claim(
-        claim_id=claim_id, kind=kind, program_id=program_id,
-        identity=identity_of(customer.name, customer.country, customer.domain, customer.duns, customer.tax_id,
-                             ignore_domains=policy.match.ignore_domains),
-        products=tuple(products), submitted_at=submitted_at, status=status, partner_id=partner_id, tier=tier,
-        deal_type=deal_type, amount=value, currency=currency,
+        claim_id=claim_id,
+        kind=kind,
+        program_id=program_id,
+        identity=identity_of(
+            customer.name,
+            customer.country,
+            customer.domain,
+            customer.duns,
+            customer.tax_id,
+            ignore_domains=policy.match.ignore_domains,
+        ),
+        products=tuple(products),
+        submitted_at=submitted_at,
+        status=status,
+        partner_id=partner_id,
+        tier=tier,
+        deal_type=deal_type,
+        amount=value,
+        currency=currency,
     )
 
 
@@ -59,8 +84,13 @@ def _within_group(group: tuple[Claim, ...], policy: Policy) -> list[Evidence]:
 
 
 async def decide(
-    conn: asyncpg.Connection, group: tuple[Claim, ...], policy: Policy, version: int, now: dt.datetime,
-    cause_id: str, meta: Metadata,
+    conn: asyncpg.Connection,
+    group: tuple[Claim, ...],
+    policy: Policy,
+    version: int,
+    now: dt.datetime,
+    cause_id: str,
+    meta: Metadata,
 ) -> Judgement:
     """Judge `group` against the live claims and record what follows (caller holds the program lock)."""
     s = await situation(conn, group, policy)
@@ -76,7 +106,12 @@ async def decide(
 
 
 async def reevaluate_waitlist(
-    conn: asyncpg.Connection, released: Claim, policy: Policy, version: int, now: dt.datetime, cause_id: str,
+    conn: asyncpg.Connection,
+    released: Claim,
+    policy: Policy,
+    version: int,
+    now: dt.datetime,
+    cause_id: str,
     meta: Metadata,
 ) -> None:
     """The holder let go: waitlisted claims are judged again, oldest first, and may be approved."""

@@ -33,8 +33,14 @@ async def claims_of(conn: asyncpg.Connection, d: Dispute) -> list[Claim]:
 
 
 async def decide(
-    conn: asyncpg.Connection, conflict_id: str, decision: decisions.Decision, *, actor: str,
-    authority_level: int | None, now: dt.datetime, meta: Metadata,
+    conn: asyncpg.Connection,
+    conflict_id: str,
+    decision: decisions.Decision,
+    *,
+    actor: str,
+    authority_level: int | None,
+    now: dt.datetime,
+    meta: Metadata,
 ) -> ConflictResolved:
     """Apply an authority's decision (raises the domain's errors); call inside a transaction after
     checking that the caller sees the conflict's program."""
@@ -71,7 +77,11 @@ async def fire_sla(conn: asyncpg.Connection, t: timers.Timer) -> None:
 
 
 async def _free_if_nobody_won(
-    conn: asyncpg.Connection, before: list[Claim], emits: list[Emit], now: dt.datetime, cause_id: str,
+    conn: asyncpg.Connection,
+    before: list[Claim],
+    emits: list[Emit],
+    now: dt.datetime,
+    cause_id: str,
     meta: Metadata,
 ) -> None:
     """A decision that took the customer from its holder and gave it to no one lets the claims

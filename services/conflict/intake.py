@@ -27,11 +27,17 @@ CONSUMER = "conflict-intake"
 
 class ClaimNotYetKnown(Exception):
     """A fact about a registration whose submission has not been applied yet: retried later."""
+
+
 FILTER_SUBJECT = "dealreg.registration.>"
 
 
 _DECIDED_ON = (
-    RegistrationSubmitted, RegistrationAmended, RegistrationWithdrawn, OutcomeReported, ExtensionRequested,
+    RegistrationSubmitted,
+    RegistrationAmended,
+    RegistrationWithdrawn,
+    OutcomeReported,
+    ExtensionRequested,
     RegistrationAppealed,
 )
 
@@ -72,9 +78,18 @@ async def _known(conn: asyncpg.Connection, registration_id: str):
 async def _submitted(conn: asyncpg.Connection, ce: CloudEvent, e: RegistrationSubmitted) -> None:
     policy, version = await policy_store.in_force(conn, e.program_id)
     claim = claim_of(
-        claim_id=e.registration_id, kind="registration", program_id=e.program_id, customer=e.customer,
-        products=e.products, submitted_at=e.submitted_at, status="pending", policy=policy, partner_id=e.partner_id,
-        tier=e.partner_tier, deal_type=e.deal_type, amount=e.estimated_value.amount,
+        claim_id=e.registration_id,
+        kind="registration",
+        program_id=e.program_id,
+        customer=e.customer,
+        products=e.products,
+        submitted_at=e.submitted_at,
+        status="pending",
+        policy=policy,
+        partner_id=e.partner_id,
+        tier=e.partner_tier,
+        deal_type=e.deal_type,
+        amount=e.estimated_value.amount,
         currency=e.estimated_value.currency,
     )
     claim = await claims_repo.insert(conn, claim, encode(e.customer).decode())
@@ -88,9 +103,18 @@ async def _amended(conn: asyncpg.Connection, ce: CloudEvent, e: RegistrationAmen
     claim = await _known(conn, e.registration_id)
     policy, version = await policy_store.in_force(conn, e.program_id)
     amended = claim_of(
-        claim_id=claim.claim_id, kind="registration", program_id=e.program_id, customer=e.customer,
-        products=e.products, submitted_at=claim.submitted_at, status=claim.status, policy=policy,
-        partner_id=claim.partner_id, tier=claim.tier, deal_type=claim.deal_type, amount=e.estimated_value.amount,
+        claim_id=claim.claim_id,
+        kind="registration",
+        program_id=e.program_id,
+        customer=e.customer,
+        products=e.products,
+        submitted_at=claim.submitted_at,
+        status=claim.status,
+        policy=policy,
+        partner_id=claim.partner_id,
+        tier=claim.tier,
+        deal_type=claim.deal_type,
+        amount=e.estimated_value.amount,
         currency=e.estimated_value.currency,
     )
     await claims_repo.update_terms(conn, amended)
@@ -102,7 +126,9 @@ async def _amended(conn: asyncpg.Connection, ce: CloudEvent, e: RegistrationAmen
         await decide(conn, (fresh,), policy, version, e.amended_at, ce.id, _meta(ce))
 
 
-async def _let_go(conn: asyncpg.Connection, ce: CloudEvent, registration_id: str, status: str, reason: str, now) -> None:
+async def _let_go(
+    conn: asyncpg.Connection, ce: CloudEvent, registration_id: str, status: str, reason: str, now
+) -> None:
     """Withdrawn, won or lost: the registration's own final fact, and what follows for the others."""
     claim = await _known(conn, registration_id)
     if claim.status in ("withdrawn", "won", "lost"):

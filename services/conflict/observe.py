@@ -35,15 +35,25 @@ def decided(emits: list[Emit]) -> None:
         if isinstance(event, RegistrationStatusChanged):
             DECISIONS.labels(event.reason or "none", event.status).inc()
             log.info(
-                "decision", registration_id=event.registration_id, program_id=event.program_id,
-                status=event.status, reason=event.reason, rule=event.rule, policy_version=event.policy_version,
+                "decision",
+                registration_id=event.registration_id,
+                program_id=event.program_id,
+                status=event.status,
+                reason=event.reason,
+                rule=event.rule,
+                policy_version=event.policy_version,
                 conflict_id=event.conflict_id,
             )
         elif isinstance(event, ConflictResolved):
             DECISIONS.labels(event.reason, "resolved").inc()
             log.info(
-                "decision", conflict_id=event.conflict_id, program_id=event.program_id, status="resolved",
-                outcome=event.outcome, reason=event.reason, level=event.level,
+                "decision",
+                conflict_id=event.conflict_id,
+                program_id=event.program_id,
+                status="resolved",
+                outcome=event.outcome,
+                reason=event.reason,
+                level=event.level,
             )
 
 

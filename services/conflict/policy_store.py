@@ -35,9 +35,17 @@ async def by_version(conn: asyncpg.Connection, program_id: str, version: int) ->
 
 
 def publication(program_id: str, policy: Policy, version: int, actor: str, now: dt.datetime) -> Emit:
-    return Emit(f"policy-{program_id}", "policy.published", PolicyPublished(
-        program_id=program_id, version=version, policy=policy_to_json(policy), published_by=actor, published_at=now,
-    ))
+    return Emit(
+        f"policy-{program_id}",
+        "policy.published",
+        PolicyPublished(
+            program_id=program_id,
+            version=version,
+            policy=policy_to_json(policy),
+            published_by=actor,
+            published_at=now,
+        ),
+    )
 
 
 async def next_version(conn: asyncpg.Connection, program_id: str) -> int:
@@ -49,5 +57,8 @@ async def project(conn: asyncpg.Connection, e: PolicyPublished) -> None:
     await conn.execute(
         "INSERT INTO conflict.policies (program_id, version, policy, published_at) VALUES ($1, $2, $3::jsonb, $4)"
         " ON CONFLICT DO NOTHING",
-        e.program_id, e.version, msgspec.json.encode(e.policy).decode(), e.published_at,
+        e.program_id,
+        e.version,
+        msgspec.json.encode(e.policy).decode(),
+        e.published_at,
     )

@@ -48,8 +48,16 @@ async def _record(
     conn: asyncpg.Connection, emits: list[Emit], *, cause_id: str, now: dt.datetime, meta: Metadata, program_id: str
 ) -> None:
     new = [
-        (e.stream, NewEvent(event_type=e.name, data=encode(e.event), subject=e.stream.split("-", 1)[1],
-                            occurred_at=now, event_id=event_id(cause_id, i)))
+        (
+            e.stream,
+            NewEvent(
+                event_type=e.name,
+                data=encode(e.event),
+                subject=e.stream.split("-", 1)[1],
+                occurred_at=now,
+                event_id=event_id(cause_id, i),
+            ),
+        )
         for i, e in enumerate(emits)
     ]
     for stream, items in groupby(new, key=lambda pair: pair[0]):

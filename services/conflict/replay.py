@@ -48,7 +48,9 @@ class ReplayStats:
 
 
 async def count_events(conn: asyncpg.Connection) -> int:
-    return await conn.fetchval("SELECT (SELECT count(*) FROM registration.events) + (SELECT count(*) FROM conflict.events)")
+    return await conn.fetchval(
+        "SELECT (SELECT count(*) FROM registration.events) + (SELECT count(*) FROM conflict.events)"
+    )
 
 
 async def rebuild(pool: asyncpg.Pool, progress: Callable[[int], None] | None = None, batch: int = 2000) -> ReplayStats:
@@ -78,25 +80,46 @@ async def _registration_fact(conn: asyncpg.Connection, e) -> None:
         case RegistrationSubmitted():
             policy, _ = await policy_store.in_force(conn, e.program_id)
             claim = claim_of(
-                claim_id=e.registration_id, kind="registration", program_id=e.program_id, customer=e.customer,
-                products=e.products, submitted_at=e.submitted_at, status="pending", policy=policy,
-                partner_id=e.partner_id, tier=e.partner_tier, deal_type=e.deal_type,
-                amount=e.estimated_value.amount, currency=e.estimated_value.currency,
+                claim_id=e.registration_id,
+                kind="registration",
+                program_id=e.program_id,
+                customer=e.customer,
+                products=e.products,
+                submitted_at=e.submitted_at,
+                status="pending",
+                policy=policy,
+                partner_id=e.partner_id,
+                tier=e.partner_tier,
+                deal_type=e.deal_type,
+                amount=e.estimated_value.amount,
+                currency=e.estimated_value.currency,
             )
             await claims_repo.insert(conn, claim, encode(e.customer).decode())
         case RegistrationAmended():
             current = await claims_repo.load(conn, e.registration_id)
             if current is not None:
                 policy, _ = await policy_store.in_force(conn, e.program_id)
-                await claims_repo.update_terms(conn, claim_of(
-                    claim_id=current.claim_id, kind="registration", program_id=e.program_id, customer=e.customer,
-                    products=e.products, submitted_at=current.submitted_at, status=current.status, policy=policy,
-                    amount=e.estimated_value.amount, currency=e.estimated_value.currency,
-                ))
+                await claims_repo.update_terms(
+                    conn,
+                    claim_of(
+                        claim_id=current.claim_id,
+                        kind="registration",
+                        program_id=e.program_id,
+                        customer=e.customer,
+                        products=e.products,
+                        submitted_at=current.submitted_at,
+                        status=current.status,
+                        policy=policy,
+                        amount=e.estimated_value.amount,
+                        currency=e.estimated_value.currency,
+                    ),
+                )
         case RegistrationWithdrawn():
             await conn.execute("UPDATE conflict.claims SET status = 'withdrawn' WHERE claim_id = $1", e.registration_id)
         case OutcomeReported():
-            await conn.execute("UPDATE conflict.claims SET status = $2 WHERE claim_id = $1", e.registration_id, e.result)
+            await conn.execute(
+                "UPDATE conflict.claims SET status = $2 WHERE claim_id = $1", e.registration_id, e.result
+            )
 
 
 async def _direct_deal(conn: asyncpg.Connection, e: DirectDealRecorded) -> None:
@@ -104,7 +127,17 @@ async def _direct_deal(conn: asyncpg.Connection, e: DirectDealRecorded) -> None:
 
     policy, _ = await policy_store.in_force(conn, e.program_id)
     opened = dt.datetime.combine(e.opened_on, dt.time.min, tzinfo=dt.UTC)
-    await claims_repo.insert(conn, claim_of(
-        claim_id=e.direct_deal_id, kind="direct_deal", program_id=e.program_id, customer=e.customer,
-        products=e.products, submitted_at=opened, status="open", policy=policy,
-    ), encode(e.customer).decode())
+    await claims_repo.insert(
+        conn,
+        claim_of(
+            claim_id=e.direct_deal_id,
+            kind="direct_deal",
+            program_id=e.program_id,
+            customer=e.customer,
+            products=e.products,
+            submitted_at=opened,
+            status="open",
+            policy=policy,
+        ),
+        encode(e.customer).decode(),
+    )

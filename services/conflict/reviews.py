@@ -24,8 +24,15 @@ async def awaiting(conn: asyncpg.Connection, registration_id: str) -> Claim | No
 
 
 async def act(
-    conn: asyncpg.Connection, claim: Claim, action: str, *, actor: str, now: dt.datetime, meta: Metadata,
-    reason: str | None = None, comment: str | None = None,
+    conn: asyncpg.Connection,
+    claim: Claim,
+    action: str,
+    *,
+    actor: str,
+    now: dt.datetime,
+    meta: Metadata,
+    reason: str | None = None,
+    comment: str | None = None,
 ) -> RegistrationStatusChanged:
     """Apply a reviewer's action (raises `review.NotAwaitingReview` / `review.ReviewInvalid`); call
     inside a transaction. Returns the registration's new status event."""
@@ -33,11 +40,11 @@ async def act(
     fresh = await claims_repo.load(conn, claim.claim_id)
     assert fresh is not None
     policy = await policy_store.by_version(conn, fresh.program_id, fresh.policy_version)
-    emits = review.review(fresh, action, policy, fresh.policy_version, now, actor=actor, reason=reason,
-                          comment=comment)
+    emits = review.review(fresh, action, policy, fresh.policy_version, now, actor=actor, reason=reason, comment=comment)
     since = fresh.decided_at.isoformat() if fresh.decided_at else "-"
-    await record(conn, emits, cause_id=f"review:{fresh.claim_id}:{since}", now=now, meta=meta,
-                 program_id=fresh.program_id)
+    await record(
+        conn, emits, cause_id=f"review:{fresh.claim_id}:{since}", now=now, meta=meta, program_id=fresh.program_id
+    )
     return emits[0].event
 
 
@@ -76,13 +83,21 @@ async def queue(
             policies[key] = await policy_store.by_version(conn, *key)
         waiting = r["status"] == "pending_review" and r["decided_at"] is not None
         due = r["decided_at"] + review_sla(policies[key]) if waiting else None
-        items.append({
-            "registration_id": r["claim_id"], "program_id": r["program_id"], "partner_id": r["partner_id"],
-            "tier": r["tier"], "customer": msgspec.json.decode(r["customer"]), "products": list(r["products"]),
-            "deal_type": r["deal_type"],
-            "estimated_value": {"amount": str(r["amount"]), "currency": r["currency"]},
-            "submitted_at": r["submitted_at"], "state": r["status"], "waiting_since": r["decided_at"],
-            "review_due_at": due,
-        })
+        items.append(
+            {
+                "registration_id": r["claim_id"],
+                "program_id": r["program_id"],
+                "partner_id": r["partner_id"],
+                "tier": r["tier"],
+                "customer": msgspec.json.decode(r["customer"]),
+                "products": list(r["products"]),
+                "deal_type": r["deal_type"],
+                "estimated_value": {"amount": str(r["amount"]), "currency": r["currency"]},
+                "submitted_at": r["submitted_at"],
+                "state": r["status"],
+                "waiting_since": r["decided_at"],
+                "review_due_at": due,
+            }
+        )
     more = rows[limit - 1]["seq"] if len(rows) > limit else None
     return items, more

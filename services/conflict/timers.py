@@ -28,13 +28,23 @@ class Timer:
 
 
 async def schedule(
-    conn: asyncpg.Connection, timer_id: str, program_id: str, kind: str, ref_id: str, due_at: dt.datetime,
+    conn: asyncpg.Connection,
+    timer_id: str,
+    program_id: str,
+    kind: str,
+    ref_id: str,
+    due_at: dt.datetime,
     payload: dict[str, Any] | None = None,
 ) -> None:
     await conn.execute(
         "INSERT INTO conflict.timers (timer_id, program_id, kind, ref_id, due_at, payload)"
         " VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT (timer_id) DO NOTHING",
-        timer_id, program_id, kind, ref_id, due_at, msgspec.json.encode(payload or {}).decode(),
+        timer_id,
+        program_id,
+        kind,
+        ref_id,
+        due_at,
+        msgspec.json.encode(payload or {}).decode(),
     )
 
 
@@ -62,7 +72,8 @@ async def take_due(conn: asyncpg.Connection, now: dt.datetime, limit: int = 50) 
     rows = await conn.fetch(
         "SELECT timer_id, program_id, kind, ref_id, due_at, payload::text FROM conflict.timers"
         " WHERE due_at <= $1 ORDER BY due_at, timer_id LIMIT $2 FOR UPDATE SKIP LOCKED",
-        now, limit,
+        now,
+        limit,
     )
     return [Timer(r[0], r[1], r[2], r[3], r[4], msgspec.json.decode(r[5])) for r in rows]
 

@@ -22,11 +22,19 @@ def handling(durable: str, msg: Msg, ce: CloudEvent) -> Iterator[None]:
     traceparent = ce.traceparent or (msg.headers or {}).get("traceparent")
     family = ce.event_name.split(".", 1)[0]
     ids = {_SUBJECT_KEYS.get(family, "subject_id"): ce.subject}
-    with remote_child_span(
-        f"consume {msg.subject}", traceparent,
-        **{"messaging.system": "nats", "messaging.destination.name": msg.subject,
-           "messaging.message.id": ce.id, "messaging.consumer.group.name": durable},
-    ), structlog.contextvars.bound_contextvars(
-        event_id=ce.id, event_type=ce.event_name, program_id=ce.program_id, correlation_id=ce.subject, **ids
+    with (
+        remote_child_span(
+            f"consume {msg.subject}",
+            traceparent,
+            **{
+                "messaging.system": "nats",
+                "messaging.destination.name": msg.subject,
+                "messaging.message.id": ce.id,
+                "messaging.consumer.group.name": durable,
+            },
+        ),
+        structlog.contextvars.bound_contextvars(
+            event_id=ce.id, event_type=ce.event_name, program_id=ce.program_id, correlation_id=ce.subject, **ids
+        ),
     ):
         yield

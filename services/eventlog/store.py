@@ -89,7 +89,9 @@ class EventStore:
             )
             SELECT global_position, event_id, recorded_at, pg_notify('{self.notify_channel}', '') FROM ins
         """
-        self._sql_stream = f"SELECT {_COLUMNS} FROM {s}.events WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version"
+        self._sql_stream = (
+            f"SELECT {_COLUMNS} FROM {s}.events WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version"
+        )
         self._sql_all = (
             f"SELECT {_COLUMNS} FROM {s}.events"
             f" WHERE (tx_id, global_position) > ($1::text::xid8, $2)"
@@ -121,8 +123,13 @@ class EventStore:
             return await self._append(conn, stream_id, expected_version, events, program_id, metadata)
 
     async def _append(
-        self, conn: asyncpg.Connection, stream_id: str, expected_version: int, events: Sequence[NewEvent],
-        program_id: str, metadata: Metadata,
+        self,
+        conn: asyncpg.Connection,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        program_id: str,
+        metadata: Metadata,
     ) -> int:
         if not conn.is_in_transaction():
             async with conn.transaction():
@@ -172,14 +179,18 @@ class EventStore:
             return await conn.fetchval(self._sql_version, stream_id)
         raise DuplicateEventError(f"events {[str(r['event_id']) for r in existing]} are already recorded")
 
-    async def read_stream(self, conn: asyncpg.Connection, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
+    async def read_stream(
+        self, conn: asyncpg.Connection, stream_id: str, after_version: int = 0
+    ) -> list[RecordedEvent]:
         """The stream's events after `after_version`, in stream order."""
         return [_recorded(r) for r in await conn.fetch(self._sql_stream, stream_id, after_version)]
 
     async def stream_version(self, conn: asyncpg.Connection, stream_id: str) -> int:
         return await conn.fetchval(self._sql_version, stream_id) or 0
 
-    async def read_all(self, conn: asyncpg.Connection, after: Position = Position(), limit: int = 1000) -> list[RecordedEvent]:
+    async def read_all(
+        self, conn: asyncpg.Connection, after: Position = Position(), limit: int = 1000
+    ) -> list[RecordedEvent]:
         """Committed events after `after` in the global order, never skipping one (module docstring)."""
         rows = await conn.fetch(self._sql_all, str(after.tx_id), after.global_position, limit)
         return [_recorded(r) for r in rows]

@@ -73,7 +73,9 @@ class ObserveMiddleware:
                     await self.app(scope, receive, send_observed)
                     return
                 with tracer.start_as_current_span(
-                    f"{method} {route}", context=propagate.extract(headers), kind=SpanKind.SERVER,
+                    f"{method} {route}",
+                    context=propagate.extract(headers),
+                    kind=SpanKind.SERVER,
                     attributes={"http.request.method": method, "http.route": route, "url.path": scope["path"]},
                 ) as span:
                     try:
@@ -90,7 +92,9 @@ def outbox_lag(schema: str) -> Reader:
     """Age of the oldest event the outbox has not published yet."""
 
     async def read(rt: Any) -> list[Metric]:
-        family = GaugeMetricFamily("dealreg_outbox_lag_seconds", "Age of the oldest unpublished event", labels=["schema"])
+        family = GaugeMetricFamily(
+            "dealreg_outbox_lag_seconds", "Age of the oldest unpublished event", labels=["schema"]
+        )
         async with rt.pool.acquire(timeout=2) as conn:
             family.add_metric([schema], await outbox_lag_seconds(conn, schema))
         return [family]

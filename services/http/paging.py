@@ -8,8 +8,13 @@ from services.http.problems import Problem
 
 
 def bad_parameter(field: str, message: str) -> Problem:
-    return Problem(400, "invalid-parameter", "A parameter is not valid", f"{field}: {message}",
-                   errors=[{"field": field, "message": message}])
+    return Problem(
+        400,
+        "invalid-parameter",
+        "A parameter is not valid",
+        f"{field}: {message}",
+        errors=[{"field": field, "message": message}],
+    )
 
 
 def cursor_after(seq: int) -> str:

@@ -85,9 +85,13 @@ def http_exception_handler(request: Request, exc: HTTPException) -> Response:
         # query or path parameter validation from the framework
         errors = [(str(e.get("key", "")), str(e.get("message", ""))) for e in exc.extra if isinstance(e, dict)]
         return _response(
-            Problem(400, "invalid-parameter", "A parameter is not valid", exc.detail, errors=[
-                {"field": f, "message": m} for f, m in errors
-            ]),
+            Problem(
+                400,
+                "invalid-parameter",
+                "A parameter is not valid",
+                exc.detail,
+                errors=[{"field": f, "message": m} for f, m in errors],
+            ),
             request,
         )
     if isinstance(exc, NotFoundException):

@@ -24,9 +24,15 @@ def workers(rt: Runtime) -> dict[str, Worker]:
         "relay": OutboxRelay(rt.pool, rt.nc.jetstream(), STORE),
         # statuses of one registration apply in the order the conflict service decided them
         "status_consumer": EventConsumer(
-            nc=rt.nc, pool=rt.pool, schema="registration", durable=status_flow.CONSUMER,
-            stream=JETSTREAM_STREAMS["conflict"], filter_subject=status_flow.FILTER_SUBJECT,
-            handle=status_flow.record_status, exclusive=True, partition=lambda ce: ce.subject,
+            nc=rt.nc,
+            pool=rt.pool,
+            schema="registration",
+            durable=status_flow.CONSUMER,
+            stream=JETSTREAM_STREAMS["conflict"],
+            filter_subject=status_flow.FILTER_SUBJECT,
+            handle=status_flow.record_status,
+            exclusive=True,
+            partition=lambda ce: ce.subject,
         ),
     }
 
@@ -36,5 +42,11 @@ def bootstrap(settings: Settings, *, clock: Callable = utcnow, background: bool 
     settings.require()
     configure_tracing("dealreg-registration")
     rt = Runtime(signing_key=settings.signing_key or "", clock=clock)
-    return service_app(service="registration", settings=settings, rt=rt,
-                       routes=[*DIRECTORY_ROUTES, *REGISTRATION_ROUTES], workers=workers, background=background)
+    return service_app(
+        service="registration",
+        settings=settings,
+        rt=rt,
+        routes=[*DIRECTORY_ROUTES, *REGISTRATION_ROUTES],
+        workers=workers,
+        background=background,
+    )

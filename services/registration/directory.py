@@ -19,13 +19,19 @@ async def put_program(conn: asyncpg.Connection, program_id: str, name: str, meta
     event = ProgramUpdated(program_id=program_id, name=name, updated_at=now)
     async with conn.transaction():
         await STORE.append(
-            conn, f"program-{program_id}", ANY_VERSION,
-            [NewEvent("program.updated", encode(event), program_id, now)], program_id=program_id, metadata=meta,
+            conn,
+            f"program-{program_id}",
+            ANY_VERSION,
+            [NewEvent("program.updated", encode(event), program_id, now)],
+            program_id=program_id,
+            metadata=meta,
         )
         await conn.execute(
             "INSERT INTO registration.programs (program_id, name, updated_at) VALUES ($1, $2, $3)"
             " ON CONFLICT (program_id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at",
-            program_id, name, now,
+            program_id,
+            name,
+            now,
         )
     return {"program_id": program_id, "name": name, "updated_at": now.isoformat().replace("+00:00", "Z")}
 
@@ -35,20 +41,37 @@ async def program_exists(conn: asyncpg.Connection, program_id: str) -> bool:
 
 
 async def enroll_partner(
-    conn: asyncpg.Connection, program_id: str, partner_id: str, name: str, tier: str, type_: str,
-    meta: Metadata, now: dt.datetime,
+    conn: asyncpg.Connection,
+    program_id: str,
+    partner_id: str,
+    name: str,
+    tier: str,
+    type_: str,
+    meta: Metadata,
+    now: dt.datetime,
 ) -> dict:
-    event = PartnerEnrolled(program_id=program_id, partner_id=partner_id, name=name, tier=tier, type=type_, enrolled_at=now)
+    event = PartnerEnrolled(
+        program_id=program_id, partner_id=partner_id, name=name, tier=tier, type=type_, enrolled_at=now
+    )
     async with conn.transaction():
         await STORE.append(
-            conn, f"partner-{program_id}-{partner_id}", ANY_VERSION,
-            [NewEvent("partner.enrolled", encode(event), partner_id, now)], program_id=program_id, metadata=meta,
+            conn,
+            f"partner-{program_id}-{partner_id}",
+            ANY_VERSION,
+            [NewEvent("partner.enrolled", encode(event), partner_id, now)],
+            program_id=program_id,
+            metadata=meta,
         )
         await conn.execute(
             "INSERT INTO registration.partners (program_id, partner_id, name, tier, type, enrolled_at)"
             " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (program_id, partner_id) DO UPDATE SET"
             " name = excluded.name, tier = excluded.tier, type = excluded.type, enrolled_at = excluded.enrolled_at",
-            program_id, partner_id, name, tier, type_, now,
+            program_id,
+            partner_id,
+            name,
+            tier,
+            type_,
+            now,
         )
     return {"program_id": program_id, "partner_id": partner_id, "name": name, "tier": tier, "type": type_}
 

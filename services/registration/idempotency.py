@@ -34,11 +34,16 @@ def request_hash(body: bytes) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-async def find(conn: asyncpg.Connection, program_id: str, partner_id: str, key: str, now: dt.datetime) -> StoredResponse | None:
+async def find(
+    conn: asyncpg.Connection, program_id: str, partner_id: str, key: str, now: dt.datetime
+) -> StoredResponse | None:
     row = await conn.fetchrow(
         "SELECT request_hash, status_code, headers::text, body FROM registration.idempotency_keys"
         " WHERE program_id = $1 AND partner_id = $2 AND key = $3 AND created_at > $4",
-        program_id, partner_id, key, now - TTL,
+        program_id,
+        partner_id,
+        key,
+        now - TTL,
     )
     if row is None:
         return None
@@ -52,12 +57,21 @@ async def remember(
     await conn.execute(
         "DELETE FROM registration.idempotency_keys WHERE program_id = $1 AND partner_id = $2 AND key = $3"
         " AND created_at <= $4",
-        program_id, partner_id, key, now - TTL,
+        program_id,
+        partner_id,
+        key,
+        now - TTL,
     )
     await conn.execute(
         "INSERT INTO registration.idempotency_keys"
         " (program_id, partner_id, key, request_hash, status_code, headers, body, created_at)"
         " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)",
-        program_id, partner_id, key, response.request_hash, response.status_code,
-        msgspec.json.encode(response.headers).decode(), response.body, now,
+        program_id,
+        partner_id,
+        key,
+        response.request_hash,
+        response.status_code,
+        msgspec.json.encode(response.headers).decode(),
+        response.body,
+        now,
     )

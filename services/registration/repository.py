@@ -58,12 +58,19 @@ async def save(
     after = started(event) if before is None else evolve(before, event)
     new = NewEvent(event_type=event_name, data=encode(event), subject=after.id, occurred_at=_occurred(event))
     if event_id is not None:
-        new = NewEvent(event_type=event_name, data=new.data, subject=after.id, occurred_at=new.occurred_at, event_id=event_id)
+        new = NewEvent(
+            event_type=event_name, data=new.data, subject=after.id, occurred_at=new.occurred_at, event_id=event_id
+        )
     async with conn.transaction():
         if before is None and after.external_ref is not None:
             await claim_external_ref(conn, after)
         await STORE.append(
-            conn, stream_of(after.id), before.version if before else 0, [new], program_id=after.program_id, metadata=metadata
+            conn,
+            stream_of(after.id),
+            before.version if before else 0,
+            [new],
+            program_id=after.program_id,
+            metadata=metadata,
         )
         await project(conn, after)
     return after
@@ -104,7 +111,15 @@ async def project(conn: asyncpg.Connection, r: Registration) -> None:
 
 
 def _occurred(event: msgspec.Struct):
-    for name in ("submitted_at", "amended_at", "withdrawn_at", "requested_at", "reported_at", "appealed_at", "decided_at"):
+    for name in (
+        "submitted_at",
+        "amended_at",
+        "withdrawn_at",
+        "requested_at",
+        "reported_at",
+        "appealed_at",
+        "decided_at",
+    ):
         value = getattr(event, name, None)
         if value is not None:
             return value

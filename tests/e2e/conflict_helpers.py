@@ -30,8 +30,11 @@ async def program_with(api, partners: dict[str, str], conflict_api=None, policy:
     program = unique_id("prog")
     assert (await api.put(f"/v1/programs/{program}", json={"name": "Program"}, headers=ADMIN)).status_code == 200
     for partner, tier in partners.items():
-        r = await api.put(f"/v1/programs/{program}/partners/{partner}",
-                          json={"name": partner.upper(), "tier": tier, "type": "reseller"}, headers=ADMIN)
+        r = await api.put(
+            f"/v1/programs/{program}/partners/{partner}",
+            json={"name": partner.upper(), "tier": tier, "type": "reseller"},
+            headers=ADMIN,
+        )
         assert r.status_code == 200, r.text
     if policy is not None:
         await publish_policy(conflict_api, program, policy)

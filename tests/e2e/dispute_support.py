@@ -38,17 +38,21 @@ def authority(program: str, level: int, subject: str | None = None) -> dict[str,
     return token("authority", program=program, level=level, subject=subject)
 
 
-async def register(api, program: str, partner_id: str, name: str = "Acme", domain: str = "acme.com",
-                   **extra: Any) -> str:
-    r = await api.post("/v1/registrations", json=registration(name, domain, **extra),
-                       headers=partner(program, partner_id))
+async def register(
+    api, program: str, partner_id: str, name: str = "Acme", domain: str = "acme.com", **extra: Any
+) -> str:
+    r = await api.post(
+        "/v1/registrations", json=registration(name, domain, **extra), headers=partner(program, partner_id)
+    )
     assert r.status_code == 201, r.text
     return r.json()["id"]
 
 
-async def shown(api, program: str, partner_id: str, rid: str, deadline: float = 15.0,
-                **expected: Any) -> dict[str, Any]:
+async def shown(
+    api, program: str, partner_id: str, rid: str, deadline: float = 15.0, **expected: Any
+) -> dict[str, Any]:
     """Wait until the partner sees its registration with every `expected` field value."""
+
     async def check():
         body = (await api.get(f"/v1/registrations/{rid}", headers=partner(program, partner_id))).json()
         return body if all(body.get(k) == v for k, v in expected.items()) else None
@@ -67,9 +71,15 @@ class Crm:
         got = await self.reader.poll()
         return [(r.event.event_name, r.event.subject, json.loads(bytes(r.event.data))) for r in got]
 
-    async def wait(self, name: str, where: Callable[[dict[str, Any]], bool] = lambda d: True, count: int = 1,
-                   deadline: float = 15.0) -> list[dict[str, Any]]:
+    async def wait(
+        self,
+        name: str,
+        where: Callable[[dict[str, Any]], bool] = lambda d: True,
+        count: int = 1,
+        deadline: float = 15.0,
+    ) -> list[dict[str, Any]]:
         """Wait until `count` events `name` matching `where` arrived; returns their data."""
+
         async def check():
             found = [d for n, _, d in await self.events() if n == name and where(d)]
             return found if len(found) >= count else None

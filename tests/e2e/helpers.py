@@ -241,9 +241,7 @@ async def publish_status(
     return ce
 
 
-async def set_status(
-    client, nc: NATS, registration: dict[str, Any], status: str, **fields: Any
-) -> dict[str, Any]:
+async def set_status(client, nc: NATS, registration: dict[str, Any], status: str, **fields: Any) -> dict[str, Any]:
     """Have the conflict service give `registration` a status; wait until the API shows it."""
     headers = partner_token(registration["program_id"], registration["partner_id"])
     before = (await client.get(f"/v1/registrations/{registration['id']}", headers=headers)).json()["version"]

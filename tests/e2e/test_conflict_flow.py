@@ -26,10 +26,15 @@ async def wait_for(predicate, deadline_s: float = 15.0, interval: float = 0.05):
 
 async def setup_program(api, partners: dict[str, str]) -> str:
     program = unique_id("prog")
-    assert (await api.put(f"/v1/programs/{program}", json={"name": "Acme program"}, headers=token("admin"))).status_code == 200
+    assert (
+        await api.put(f"/v1/programs/{program}", json={"name": "Acme program"}, headers=token("admin"))
+    ).status_code == 200
     for partner, tier in partners.items():
-        r = await api.put(f"/v1/programs/{program}/partners/{partner}",
-                          json={"name": partner.upper(), "tier": tier, "type": "reseller"}, headers=token("admin"))
+        r = await api.put(
+            f"/v1/programs/{program}/partners/{partner}",
+            json={"name": partner.upper(), "tier": tier, "type": "reseller"},
+            headers=token("admin"),
+        )
         assert r.status_code == 200
     return program
 
@@ -69,11 +74,13 @@ async def test_approve_waitlist_and_promote_on_withdrawal(registration_api, conf
     two = await status_of(api, r2.json()["id"], p2, "waitlisted")
     assert two["status_reason"] == "protected_by_other_claim"
     assert two["protected_until"] == one["protected_until"]
-    seen_by_p2 = json.dumps([
-        two,
-        (await api.get(f"/v1/registrations/{two['id']}/decision", headers=p2)).json(),
-        (await api.get(f"/v1/registrations/{two['id']}/history", headers=p2)).json(),
-    ])
+    seen_by_p2 = json.dumps(
+        [
+            two,
+            (await api.get(f"/v1/registrations/{two['id']}/decision", headers=p2)).json(),
+            (await api.get(f"/v1/registrations/{two['id']}/history", headers=p2)).json(),
+        ]
+    )
     assert "p1" not in seen_by_p2.replace(program, "") and one["id"] not in seen_by_p2
 
     assert (await api.post(f"/v1/registrations/{one['id']}/withdraw", headers=p1)).status_code == 200
@@ -94,8 +101,14 @@ async def test_approve_waitlist_and_promote_on_withdrawal(registration_api, conf
         return received.get(two["id"], []).count("io.dealreg.registration.approved.v1") == 1
 
     await wait_for(crm_has_all)
-    assert received[one["id"]] == ["io.dealreg.registration.approved.v1", "io.dealreg.ownership.granted.v1",
-                                   "io.dealreg.ownership.released.v1"]
-    assert received[two["id"]] == ["io.dealreg.registration.waitlisted.v1", "io.dealreg.registration.approved.v1",
-                                   "io.dealreg.ownership.granted.v1"]
+    assert received[one["id"]] == [
+        "io.dealreg.registration.approved.v1",
+        "io.dealreg.ownership.granted.v1",
+        "io.dealreg.ownership.released.v1",
+    ]
+    assert received[two["id"]] == [
+        "io.dealreg.registration.waitlisted.v1",
+        "io.dealreg.registration.approved.v1",
+        "io.dealreg.ownership.granted.v1",
+    ]
     await crm.unsubscribe()

@@ -22,8 +22,10 @@ TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 async def _tie(api, pool, program: str, name: str, domain: str) -> tuple[str, str, str]:
     """p1 and p2 (same tier) register the same customer within the tie window: one conflict."""
     headers = {"traceparent": f"00-{TRACE}-00f067aa0ba902b7-01"}
-    a, b = await asyncio.gather(submit(api, program, "p1", deal(name, domain), headers),
-                                submit(api, program, "p2", deal(f"{name} Inc.", domain)))
+    a, b = await asyncio.gather(
+        submit(api, program, "p1", deal(name, domain), headers),
+        submit(api, program, "p2", deal(f"{name} Inc.", domain)),
+    )
     await settled(api, program, "p1", a, "under_review")
     await settled(api, program, "p2", b, "under_review")
     return a, b, await conflict_of(pool, a)
@@ -38,8 +40,13 @@ async def test_a_conflict_has_the_shape_of_the_spec_and_a_timeline(registration_
     assert r.status_code == 200, r.text
     c = r.json()
     assert {k: c[k] for k in ("id", "program_id", "state", "level", "authority_role", "decision", "appeals")} == {
-        "id": cid, "program_id": program, "state": "escalated", "level": 1, "authority_role": "channel_manager",
-        "decision": None, "appeals": [],
+        "id": cid,
+        "program_id": program,
+        "state": "escalated",
+        "level": 1,
+        "authority_role": "channel_manager",
+        "decision": None,
+        "appeals": [],
     }
     assert sorted(x["claim_id"] for x in c["claims"]) == sorted([a, b])
     assert {x["kind"] for x in c["claims"]} == {"registration"}
@@ -73,8 +80,12 @@ async def test_a_conflict_has_the_shape_of_the_spec_and_a_timeline(registration_
 async def test_the_list_filters_and_pages(registration_api, conflict_api, pool, settings):
     api = registration_api
     program = await program_with(api, {"p1": "gold", "p2": "gold"}, conflict_api, TIE_POLICY)
-    ids = [t[2] for t in await asyncio.gather(*(
-        _tie(api, pool, program, name, f"{name.lower()}.com") for name in ("Umbrella", "Initech", "Hooli")))]
+    ids = [
+        t[2]
+        for t in await asyncio.gather(
+            *(_tie(api, pool, program, name, f"{name.lower()}.com") for name in ("Umbrella", "Initech", "Hooli"))
+        )
+    ]
     ops = token("ops", program=program)
 
     seen, cursor, pages = [], None, 0
@@ -106,8 +117,7 @@ async def test_the_list_filters_and_pages(registration_api, conflict_api, pool, 
 
     # the same log read at an instant after every deadline: all three are overdue
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
-    async with AsyncTestClient(app=bootstrap(settings, clock=lambda: later,
-                                             background=False)) as reader:
+    async with AsyncTestClient(app=bootstrap(settings, clock=lambda: later, background=False)) as reader:
         r = await reader.get("/v1/conflicts", params={"overdue": "true", "program_id": program}, headers=ADMIN)
         assert sorted(c["id"] for c in r.json()["items"]) == sorted(ids)
 
@@ -116,8 +126,12 @@ async def test_access_and_bad_parameters(registration_api, conflict_api, pool):
     program = await program_with(registration_api, {"p1": "gold", "p2": "gold"}, conflict_api, TIE_POLICY)
     _, _, cid = await _tie(registration_api, pool, program, "Vandelay", "vandelay.com")
     other = token("ops", program=unique_id("other"))
-    for path in (f"/v1/conflicts/{cid}", f"/v1/conflicts/{cid}/timeline", "/v1/conflicts/nope",
-                 "/v1/conflicts/%00nope/timeline"):
+    for path in (
+        f"/v1/conflicts/{cid}",
+        f"/v1/conflicts/{cid}/timeline",
+        "/v1/conflicts/nope",
+        "/v1/conflicts/%00nope/timeline",
+    ):
         assert (await conflict_api.get(path, headers=other)).status_code == 404
     assert (await conflict_api.get("/v1/conflicts", params={"program_id": program}, headers=other)).status_code == 404
     assert (await conflict_api.get("/v1/conflicts", headers=other)).json()["items"] == []
@@ -126,8 +140,15 @@ async def test_access_and_bad_parameters(registration_api, conflict_api, pool):
         assert (await conflict_api.get("/v1/conflicts", headers=role)).status_code == 403
     assert (await conflict_api.get("/v1/conflicts")).status_code == 401
     ops = token("ops", program=program)
-    for field, value in (("state", "open"), ("level", "0"), ("level", "x"), ("overdue", "yes"), ("limit", "501"),
-                         ("cursor", "%%%"), ("program_id", "Bad Id")):
+    for field, value in (
+        ("state", "open"),
+        ("level", "0"),
+        ("level", "x"),
+        ("overdue", "yes"),
+        ("limit", "501"),
+        ("cursor", "%%%"),
+        ("program_id", "Bad Id"),
+    ):
         r = await conflict_api.get("/v1/conflicts", params={field: value}, headers=ops)
         assert r.status_code == 400, (field, value, r.text)
         assert r.headers["content-type"].startswith("application/problem+json")

@@ -15,21 +15,53 @@ from tests.e2e.conflict_helpers import deal, program_with, registration, submit,
 
 pytestmark = pytest.mark.e2e
 
-PARTNERS = {"alpha": "platinum", "bravo": "gold", "charlie": "gold", "delta": "silver", "echo": "silver",
-            "foxtrot": "registered"}
+PARTNERS = {
+    "alpha": "platinum",
+    "bravo": "gold",
+    "charlie": "gold",
+    "delta": "silver",
+    "echo": "silver",
+    "foxtrot": "registered",
+}
 # per customer, how each partner names it; name-only customers have no domain, DUNS or tax id
 CUSTOMERS: dict[str, list[dict]] = {
-    "northwind": [{"name": n, "country": "US"} for n in (
-        "Northwind Traders", "NORTHWIND TRADERS INC", "Northwind Traders LLC", "Northwind Trader",
-        "northwind traders corp.", "Northwind Traders, Inc.")],
-    "fabrikam": [{"name": n, "country": "DE"} for n in (
-        "Fabrikam GmbH", "FABRIKAM", "Fabrikam AG", "Fabrikam Gmbh & Co. KG", "fabrikam", "Fabrikam G.m.b.H.")],
-    "contoso": [{"name": n, "country": "US", "domain": d} for n, d in (
-        ("Contoso", "contoso.com"), ("Contoso Ltd", "https://www.contoso.com"), ("Contoso Pharmaceuticals", "contoso.com"),
-        ("CONTOSO", "eu.contoso.com"), ("Contoso Group", "contoso.com/about"), ("Contoso", "sales@contoso.com"))],
-    "tailspin": [{"name": n, "country": c, "duns": "12-345-6789"} for n, c in (
-        ("Tailspin Toys", "US"), ("Tailspin", "GB"), ("Tailspin Toys Holdings", "US"), ("TST", "US"),
-        ("Tailspin Toys Inc", "CA"), ("Tailspin", "US"))],
+    "northwind": [
+        {"name": n, "country": "US"}
+        for n in (
+            "Northwind Traders",
+            "NORTHWIND TRADERS INC",
+            "Northwind Traders LLC",
+            "Northwind Trader",
+            "northwind traders corp.",
+            "Northwind Traders, Inc.",
+        )
+    ],
+    "fabrikam": [
+        {"name": n, "country": "DE"}
+        for n in ("Fabrikam GmbH", "FABRIKAM", "Fabrikam AG", "Fabrikam Gmbh & Co. KG", "fabrikam", "Fabrikam G.m.b.H.")
+    ],
+    "contoso": [
+        {"name": n, "country": "US", "domain": d}
+        for n, d in (
+            ("Contoso", "contoso.com"),
+            ("Contoso Ltd", "https://www.contoso.com"),
+            ("Contoso Pharmaceuticals", "contoso.com"),
+            ("CONTOSO", "eu.contoso.com"),
+            ("Contoso Group", "contoso.com/about"),
+            ("Contoso", "sales@contoso.com"),
+        )
+    ],
+    "tailspin": [
+        {"name": n, "country": c, "duns": "12-345-6789"}
+        for n, c in (
+            ("Tailspin Toys", "US"),
+            ("Tailspin", "GB"),
+            ("Tailspin Toys Holdings", "US"),
+            ("TST", "US"),
+            ("Tailspin Toys Inc", "CA"),
+            ("Tailspin", "US"),
+        )
+    ],
 }
 
 
@@ -38,11 +70,18 @@ async def test_two_replicas_never_give_a_customer_two_owners(registration_api, s
     program = await program_with(api, PARTNERS)
     # each replica runs the whole service: its consumer on the shared durable, its scheduler and relay
     async with AsyncTestClient(app=bootstrap(settings)), AsyncTestClient(app=bootstrap(settings)):
-        submissions = [(customer, partner, body) for customer, bodies in CUSTOMERS.items()
-                       for partner, body in zip(PARTNERS, bodies, strict=True)]
+        submissions = [
+            (customer, partner, body)
+            for customer, bodies in CUSTOMERS.items()
+            for partner, body in zip(PARTNERS, bodies, strict=True)
+        ]
         random.Random(4).shuffle(submissions)
-        ids = await asyncio.gather(*(submit(api, program, partner, {**deal(body["name"]), "customer": body})
-                                     for _, partner, body in submissions))
+        ids = await asyncio.gather(
+            *(
+                submit(api, program, partner, {**deal(body["name"]), "customer": body})
+                for _, partner, body in submissions
+            )
+        )
         customer_of = {rid: customer for rid, (customer, _, _) in zip(ids, submissions, strict=True)}
         partner_of = {rid: partner for rid, (_, partner, _) in zip(ids, submissions, strict=True)}
 

@@ -22,14 +22,15 @@ async def decision(api, program: str, partner_id: str, rid: str) -> dict:
 
 async def test_eligibility_rejects_without_a_conflict(registration_api, conflict_api, pool):
     api = registration_api
-    policy = {"minimum_value": {"amount": "10000", "currency": "USD"},
-              "fx": {"base": "USD", "rates": {"EUR": "1.08", "GBP": "1.27"}},
-              "products": ["firewall", "support", "cloud"]}
+    policy = {
+        "minimum_value": {"amount": "10000", "currency": "USD"},
+        "fx": {"base": "USD", "rates": {"EUR": "1.08", "GBP": "1.27"}},
+        "products": ["firewall", "support", "cloud"],
+    }
     program = await program_with(api, {"p1": "gold"}, conflict_api, policy)
 
     def priced(name: str, amount: str, currency: str, products=("firewall",)) -> dict:
-        return deal(name, f"{name.lower()}.com", products,
-                    estimated_value={"amount": amount, "currency": currency})
+        return deal(name, f"{name.lower()}.com", products, estimated_value={"amount": amount, "currency": currency})
 
     cases = [
         ("below_minimum_value", priced("Small", "9999.99", "USD")),
@@ -53,8 +54,12 @@ async def test_eligibility_rejects_without_a_conflict(registration_api, conflict
 
 async def test_within_the_tie_window_the_higher_tier_wins(registration_api, conflict_api):
     api = registration_api
-    program = await program_with(api, {"silver1": "silver", "gold1": "gold"}, conflict_api,
-                                 {"tie_window_minutes": TIE, "tiers": ["platinum", "gold", "silver"]})
+    program = await program_with(
+        api,
+        {"silver1": "silver", "gold1": "gold"},
+        conflict_api,
+        {"tie_window_minutes": TIE, "tiers": ["platinum", "gold", "silver"]},
+    )
     # the silver partner registers first, but within the window
     lower = await submit(api, program, "silver1", deal("Initech", "initech.com"))
     higher = await submit(api, program, "gold1", deal("INITECH Inc.", "https://www.initech.com"))
@@ -69,9 +74,17 @@ async def test_within_the_tie_window_the_higher_tier_wins(registration_api, conf
 async def test_after_the_tie_window_the_first_to_register_wins(registration_api, conflict_api):
     api = registration_api
     # review keeps the first claim open (pending_review) so that the rules, not protection, decide
-    policy = {"tie_window_minutes": TIE, "tiers": ["platinum", "gold", "silver"],
-              "review": {"enabled": True, "auto_approve_below": {"amount": "1000", "currency": "USD"},
-                         "auto_approve_tiers": [], "sla_hours": 48, "on_breach": "approve"}}
+    policy = {
+        "tie_window_minutes": TIE,
+        "tiers": ["platinum", "gold", "silver"],
+        "review": {
+            "enabled": True,
+            "auto_approve_below": {"amount": "1000", "currency": "USD"},
+            "auto_approve_tiers": [],
+            "sla_hours": 48,
+            "on_breach": "approve",
+        },
+    }
     program = await program_with(api, {"early": "silver", "late": "platinum"}, conflict_api, policy)
     first = await submit(api, program, "early", deal("Hooli", "hooli.com"))
     assert (await settled(api, program, "early", first))["status"] == "pending_review"
@@ -83,12 +96,19 @@ async def test_after_the_tie_window_the_first_to_register_wins(registration_api,
 
 async def test_on_a_renewal_the_incumbent_wins(registration_api, conflict_api, pool):
     api = registration_api
-    program = await program_with(api, {"incumbent": "silver", "rival": "platinum"}, conflict_api,
-                                 {"tie_window_minutes": TIE, "tiers": ["platinum", "gold", "silver"]})
+    program = await program_with(
+        api,
+        {"incumbent": "silver", "rival": "platinum"},
+        conflict_api,
+        {"tie_window_minutes": TIE, "tiers": ["platinum", "gold", "silver"]},
+    )
     first = await submit(api, program, "incumbent", deal("Soylent", "soylent.com"))
     await settled(api, program, "incumbent", first, "approved")
-    r = await api.post(f"/v1/registrations/{first}/outcome", json={"result": "won", "closed_on": "2026-10-01"},
-                       headers=partner(program, "incumbent"))
+    r = await api.post(
+        f"/v1/registrations/{first}/outcome",
+        json={"result": "won", "closed_on": "2026-10-01"},
+        headers=partner(program, "incumbent"),
+    )
     assert r.status_code == 200, r.text
 
     async def closed():
@@ -116,8 +136,11 @@ async def test_a_win_closes_the_opportunity_for_the_waitlist(registration_api, c
     await settled(api, program, "p2", waiting, "waitlisted")
     elsewhere = await submit(api, program, "p3", deal("Wonka", "wonka.com", ("cloud",)))
     await settled(api, program, "p3", elsewhere, "approved")  # no product in common: no collision
-    r = await api.post(f"/v1/registrations/{holder}/outcome", json={"result": "won", "closed_on": "2026-10-01"},
-                       headers=partner(program, "p1"))
+    r = await api.post(
+        f"/v1/registrations/{holder}/outcome",
+        json={"result": "won", "closed_on": "2026-10-01"},
+        headers=partner(program, "p1"),
+    )
     assert r.status_code == 200, r.text
     closed = await settled(api, program, "p2", waiting, "rejected")
     assert closed["status_reason"] == "opportunity_closed"

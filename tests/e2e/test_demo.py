@@ -47,27 +47,58 @@ async def test_the_demo_shows_the_whole_product(settings, pool, nc, capsys):
     assert "note:" not in said, said
 
     async with pool.acquire() as conn:
-        claims = await conn.fetch("SELECT claim_id, status, partner_id FROM conflict.claims WHERE program_id = $1",
-                                  program)
-        reasons = Counter(r["status_reason"] for r in await conn.fetch(
-            "SELECT data->>'reason' AS status_reason FROM conflict.events WHERE program_id = $1"
-            " AND event_type LIKE 'registration.%'", program))
-        kinds = Counter(r["event_type"] for r in await conn.fetch(
-            "SELECT event_type FROM conflict.events WHERE program_id = $1", program))
+        claims = await conn.fetch(
+            "SELECT claim_id, status, partner_id FROM conflict.claims WHERE program_id = $1", program
+        )
+        reasons = Counter(
+            r["status_reason"]
+            for r in await conn.fetch(
+                "SELECT data->>'reason' AS status_reason FROM conflict.events WHERE program_id = $1"
+                " AND event_type LIKE 'registration.%'",
+                program,
+            )
+        )
+        kinds = Counter(
+            r["event_type"]
+            for r in await conn.fetch("SELECT event_type FROM conflict.events WHERE program_id = $1", program)
+        )
         partners = await conn.fetchval(
             "SELECT count(DISTINCT stream_id) FROM registration.events WHERE program_id = $1"
-            " AND event_type = 'partner.enrolled'", program)
+            " AND event_type = 'partner.enrolled'",
+            program,
+        )
     statuses = Counter(r["status"] for r in claims)
     assert partners == 12 and statuses["open"] == 1  # the direct deal
     assert statuses["approved"] >= 5 and statuses["waitlisted"] >= 2, statuses
-    for reason in ("no_collision", "protected_by_other_claim", "direct_sales_engaged", "below_minimum_value",
-                   "product_not_in_program", "currency_not_supported", "authority_decision"):
+    for reason in (
+        "no_collision",
+        "protected_by_other_claim",
+        "direct_sales_engaged",
+        "below_minimum_value",
+        "product_not_in_program",
+        "currency_not_supported",
+        "authority_decision",
+    ):
         assert reasons[reason] >= 1, (reason, reasons)
-    for event in ("registration.pending_review", "registration.info_requested", "conflict.opened",
-                  "conflict.escalated", "sla.breached", "conflict.resolved", "conflict.reopened",
-                  "direct_deal.recorded", "policy.published"):
+    for event in (
+        "registration.pending_review",
+        "registration.info_requested",
+        "conflict.opened",
+        "conflict.escalated",
+        "sla.breached",
+        "conflict.resolved",
+        "conflict.reopened",
+        "direct_deal.recorded",
+        "policy.published",
+    ):
         assert kinds[event] >= 1, (event, kinds)
     assert kinds["conflict.opened"] == 2
-    for line in ("channel manager: request info", "cobalt answered the info request", "channel manager: approve",
-                 "awarded Wonka Industries to summit", "tidewater appealed", "Vandelay's SLA breached"):
+    for line in (
+        "channel manager: request info",
+        "cobalt answered the info request",
+        "channel manager: approve",
+        "awarded Wonka Industries to summit",
+        "tidewater appealed",
+        "Vandelay's SLA breached",
+    ):
         assert line in said, (line, said)

@@ -15,16 +15,22 @@ pytestmark = pytest.mark.e2e
 
 
 def direct(name: str, domain: str, opened_on: dt.date | None = None, products=("firewall",), **extra) -> dict:
-    body = {"external_ref": f"crm-{unique_id('opp')}", "customer": {"name": name, "domain": domain, "country": "US"},
-            "products": list(products), "owner": "jane.doe@vendor.example",
-            "opened_on": (opened_on or dt.datetime.now(dt.UTC).date()).isoformat(), "expected_close": "2027-06-30"}
+    body = {
+        "external_ref": f"crm-{unique_id('opp')}",
+        "customer": {"name": name, "domain": domain, "country": "US"},
+        "products": list(products),
+        "owner": "jane.doe@vendor.example",
+        "opened_on": (opened_on or dt.datetime.now(dt.UTC).date()).isoformat(),
+        "expected_close": "2027-06-30",
+    }
     body.update(extra)
     return body
 
 
 async def post_direct(conflict_api, program: str, body: dict, headers: dict | None = None) -> dict:
-    r = await conflict_api.post(f"/v1/programs/{program}/direct-deals", json=body,
-                                headers=headers or token("integration", program=program))
+    r = await conflict_api.post(
+        f"/v1/programs/{program}/direct-deals", json=body, headers=headers or token("integration", program=program)
+    )
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -37,15 +43,24 @@ async def test_the_api_records_and_releases_direct_deals(registration_api, confl
     assert by_crm["status"] == "open" and by_crm["id"] and by_crm["recorded_by"] == f"integration:{program}"
     by_admin = await post_direct(conflict_api, program, direct("Tyrell", "tyrell.com"), ADMIN)
 
-    assert (await conflict_api.post(path, json=direct("X", "x.com"),
-                                    headers=token("partner", program=program, partner="p1"))).status_code == 403
-    assert (await conflict_api.post(path, json=direct("X", "x.com"),
-                                    headers=token("integration", program=unique_id("other")))).status_code == 404
+    assert (
+        await conflict_api.post(
+            path, json=direct("X", "x.com"), headers=token("partner", program=program, partner="p1")
+        )
+    ).status_code == 403
+    assert (
+        await conflict_api.post(
+            path, json=direct("X", "x.com"), headers=token("integration", program=unique_id("other"))
+        )
+    ).status_code == 404
     assert (await conflict_api.post(path, json=direct("X", "x.com"))).status_code == 401
-    for bad, field in ((direct("X", "x.com", owner=None), "owner"), ({**direct("X", "x.com"), "opened_on": "soon"}, "opened_on"),
-                       (direct("X", "x.com", products=[]), "products"),
-                       (direct("X", "x.com", customer={"name": "X", "country": "Narnia"}), "customer.country"),
-                       ({**direct("X", "x.com"), "surprise": 1}, "surprise")):
+    for bad, field in (
+        (direct("X", "x.com", owner=None), "owner"),
+        ({**direct("X", "x.com"), "opened_on": "soon"}, "opened_on"),
+        (direct("X", "x.com", products=[]), "products"),
+        (direct("X", "x.com", customer={"name": "X", "country": "Narnia"}), "customer.country"),
+        ({**direct("X", "x.com"), "surprise": 1}, "surprise"),
+    ):
         body = {k: v for k, v in bad.items() if v is not None}
         r = await conflict_api.post(path, json=body, headers=ADMIN)
         assert r.status_code == 422, (field, r.text)
@@ -59,8 +74,9 @@ async def test_the_api_records_and_releases_direct_deals(registration_api, confl
     assert r.status_code == 200 and r.json()["status"] == "released", r.text
     assert (await conflict_api.delete(f"{path}/{by_crm['id']}", headers=integration)).status_code == 409
     assert (await conflict_api.delete(f"{path}/nope", headers=integration)).status_code == 404
-    assert (await conflict_api.delete(f"{path}/{by_admin['id']}",
-                                      headers=token("partner", program=program, partner="p1"))).status_code == 403
+    assert (
+        await conflict_api.delete(f"{path}/{by_admin['id']}", headers=token("partner", program=program, partner="p1"))
+    ).status_code == 403
 
     types = []
 
@@ -74,9 +90,11 @@ async def test_the_api_records_and_releases_direct_deals(registration_api, confl
         return len(types) >= 3
 
     await wait_for(crm_saw_all, what="the direct-deal CloudEvents")
-    assert types == [("io.dealreg.direct_deal.recorded.v1", by_crm["id"]),
-                     ("io.dealreg.direct_deal.recorded.v1", by_admin["id"]),
-                     ("io.dealreg.direct_deal.released.v1", by_crm["id"])]
+    assert types == [
+        ("io.dealreg.direct_deal.recorded.v1", by_crm["id"]),
+        ("io.dealreg.direct_deal.recorded.v1", by_admin["id"]),
+        ("io.dealreg.direct_deal.released.v1", by_crm["id"]),
+    ]
     await crm.unsubscribe()
 
 

@@ -30,18 +30,31 @@ def when(text: str) -> dt.datetime:
 
 
 async def test_a_tie_escalates_on_each_breach_and_then_defaults(registration_api, conflict_api, nc, pool):
-    program = await program_with_policy(registration_api, conflict_api, {"p1": "gold", "p2": "gold"},
-                                        **TIE, escalation=escalation(FAST, FAST, FAST),
-                                        on_final_breach="first_to_register")
+    program = await program_with_policy(
+        registration_api,
+        conflict_api,
+        {"p1": "gold", "p2": "gold"},
+        **TIE,
+        escalation=escalation(FAST, FAST, FAST),
+        on_final_breach="first_to_register",
+    )
     async with crm(nc, program) as crm_:
         first, second, cid = await tie(registration_api, crm_, program)
         await shown(registration_api, program, "p2", second, status="under_review")
         resolved = (await crm_.wait("conflict.resolved", deadline=20))[0]
         assert (resolved["outcome"], resolved["winner"], resolved["reason"], resolved["level"]) == (
-            "award", first, "sla_default", 3)
+            "award",
+            first,
+            "sla_default",
+            3,
+        )
         ups = await crm_.wait("conflict.escalated", count=3)
         breaches = await crm_.wait("sla.breached", count=3)
-        assert [e["level"] for e in ups] == [1, 2, 3] and [b.get("level", 1) for b in breaches] == [1, 2, 3]  # level 1 is the default
+        assert [e["level"] for e in ups] == [1, 2, 3] and [b.get("level", 1) for b in breaches] == [
+            1,
+            2,
+            3,
+        ]  # level 1 is the default
         for up, breach in zip(ups, breaches, strict=True):
             assert breach["due_at"] == breach["breached_at"] == up["due_at"]
         for breach, up in zip(breaches[:2], ups[1:], strict=True):
@@ -52,15 +65,19 @@ async def test_a_tie_escalates_on_each_breach_and_then_defaults(registration_api
     await shown(registration_api, program, "p1", first, status="approved", status_reason="sla_default")
     await shown(registration_api, program, "p2", second, status="rejected", status_reason="sla_default")
     async with pool.acquire() as conn:
-        rows = await conn.fetch("SELECT occurred_at, recorded_at FROM conflict.events WHERE program_id = $1"
-                                " AND event_type = 'sla.breached'", program)
+        rows = await conn.fetch(
+            "SELECT occurred_at, recorded_at FROM conflict.events WHERE program_id = $1"
+            " AND event_type = 'sla.breached'",
+            program,
+        )
     assert len(rows) == 3  # each deadline fired once
     assert all(r["recorded_at"] - r["occurred_at"] < dt.timedelta(seconds=1) for r in rows)  # within a second
 
 
 async def disputed(registration_api, conflict_api, nc, **policy):
-    program = await program_with_policy(registration_api, conflict_api, {"p1": "gold", "p2": "gold"},
-                                        **{**TIE, "escalation": SLOW, **policy})
+    program = await program_with_policy(
+        registration_api, conflict_api, {"p1": "gold", "p2": "gold"}, **{**TIE, "escalation": SLOW, **policy}
+    )
     async with crm(nc, program) as crm_:
         first, second, cid = await tie(registration_api, crm_, program)
     await shown(registration_api, program, "p1", first, status="under_review")
@@ -71,9 +88,11 @@ async def disputed(registration_api, conflict_api, nc, **policy):
 async def test_an_award(registration_api, conflict_api, nc):
     program, first, second, cid = await disputed(registration_api, conflict_api, nc)
     async with crm(nc, program) as crm_:
-        r = await conflict_api.post(f"/v1/conflicts/{cid}/decision",
-                                    json={"outcome": "award", "winner": second, "rationale": "p2 sourced it"},
-                                    headers=authority(program, 1, subject="cm-anna"))
+        r = await conflict_api.post(
+            f"/v1/conflicts/{cid}/decision",
+            json={"outcome": "award", "winner": second, "rationale": "p2 sourced it"},
+            headers=authority(program, 1, subject="cm-anna"),
+        )
         assert r.status_code == 200, r.text
         assert r.json()["decision"]["winner"] == second
         resolved = (await crm_.wait("conflict.resolved"))[0]
@@ -86,9 +105,15 @@ async def test_an_award(registration_api, conflict_api, nc):
 
 async def test_a_split(registration_api, conflict_api, nc):
     program, first, second, cid = await disputed(registration_api, conflict_api, nc)
-    r = await conflict_api.post(f"/v1/conflicts/{cid}/decision", headers=ADMIN, json={
-        "outcome": "split", "shares": [{"claim_id": first, "percent": 70}, {"claim_id": second, "percent": 30}],
-        "rationale": "joint pursuit"})
+    r = await conflict_api.post(
+        f"/v1/conflicts/{cid}/decision",
+        headers=ADMIN,
+        json={
+            "outcome": "split",
+            "shares": [{"claim_id": first, "percent": 70}, {"claim_id": second, "percent": 30}],
+            "rationale": "joint pursuit",
+        },
+    )
     assert r.status_code == 200, r.text
     one = await shown(registration_api, program, "p1", first, status="approved", attribution_percent=70)
     two = await shown(registration_api, program, "p2", second, status="approved", attribution_percent=30)
@@ -96,8 +121,9 @@ async def test_a_split(registration_api, conflict_api, nc):
 
 
 async def test_decision_rights_and_validation(registration_api, conflict_api, nc):
-    program = await program_with_policy(registration_api, conflict_api, {"p1": "gold", "p2": "gold"},
-                                        **TIE, escalation=escalation(FAST, 48, 48))
+    program = await program_with_policy(
+        registration_api, conflict_api, {"p1": "gold", "p2": "gold"}, **TIE, escalation=escalation(FAST, 48, 48)
+    )
     async with crm(nc, program) as crm_:
         first, second, cid = await tie(registration_api, crm_, program)
         await crm_.wait("conflict.escalated", lambda d: d["level"] == 2)
@@ -116,14 +142,30 @@ async def test_decision_rights_and_validation(registration_api, conflict_api, nc
     cases = [
         ({"outcome": "award", "rationale": "x"}, "winner"),
         ({"outcome": "award", "winner": "not-a-claim", "rationale": "x"}, "winner"),
-        ({"outcome": "split", "rationale": "x", "shares": [{"claim_id": first, "percent": 60},
-                                                           {"claim_id": second, "percent": 30}]}, "shares"),
-        ({"outcome": "split", "rationale": "x", "shares": [{"claim_id": first, "percent": 100},
-                                                           {"claim_id": "not-a-claim", "percent": 0}]},
-         "shares[1].claim_id"),
-        ({"outcome": "split", "rationale": "x", "shares": [{"claim_id": first, "percent": 50.5},
-                                                           {"claim_id": second, "percent": 49.5}]},
-         "shares[0].percent"),
+        (
+            {
+                "outcome": "split",
+                "rationale": "x",
+                "shares": [{"claim_id": first, "percent": 60}, {"claim_id": second, "percent": 30}],
+            },
+            "shares",
+        ),
+        (
+            {
+                "outcome": "split",
+                "rationale": "x",
+                "shares": [{"claim_id": first, "percent": 100}, {"claim_id": "not-a-claim", "percent": 0}],
+            },
+            "shares[1].claim_id",
+        ),
+        (
+            {
+                "outcome": "split",
+                "rationale": "x",
+                "shares": [{"claim_id": first, "percent": 50.5}, {"claim_id": second, "percent": 49.5}],
+            },
+            "shares[0].percent",
+        ),
         ({"outcome": "settle", "rationale": "x"}, "outcome"),
         ({"outcome": "reject_all"}, "rationale"),
     ]
@@ -144,15 +186,19 @@ async def test_decision_rights_and_validation(registration_api, conflict_api, nc
 
 
 async def appeal(registration_api, program: str, partner_id: str, rid: str) -> None:
-    r = await registration_api.post(f"/v1/registrations/{rid}/appeal", json={"reason": "we met them first"},
-                                    headers=partner(program, partner_id))
+    r = await registration_api.post(
+        f"/v1/registrations/{rid}/appeal", json={"reason": "we met them first"}, headers=partner(program, partner_id)
+    )
     assert r.status_code == 200, r.text
 
 
 async def test_an_appeal_of_a_decision_reopens_the_conflict_one_level_above(registration_api, conflict_api, nc, pool):
     program, first, second, cid = await disputed(registration_api, conflict_api, nc)
-    r = await conflict_api.post(f"/v1/conflicts/{cid}/decision", headers=authority(program, 1),
-                                json={"outcome": "award", "winner": first, "rationale": "first contact"})
+    r = await conflict_api.post(
+        f"/v1/conflicts/{cid}/decision",
+        headers=authority(program, 1),
+        json={"outcome": "award", "winner": first, "rationale": "first contact"},
+    )
     assert r.status_code == 200, r.text
     held = await shown(registration_api, program, "p1", first, status="approved")
     await shown(registration_api, program, "p2", second, status="rejected")
@@ -167,24 +213,31 @@ async def test_an_appeal_of_a_decision_reopens_the_conflict_one_level_above(regi
         still = await shown(registration_api, program, "p1", first, status="approved")
         assert still["protected_until"] == held["protected_until"]  # the holder keeps it meanwhile
 
-        low = await conflict_api.post(f"/v1/conflicts/{cid}/decision", headers=authority(program, 1),
-                                      json={"outcome": "award", "winner": second, "rationale": "x"})
+        low = await conflict_api.post(
+            f"/v1/conflicts/{cid}/decision",
+            headers=authority(program, 1),
+            json={"outcome": "award", "winner": second, "rationale": "x"},
+        )
         assert low.status_code == 403
-        r = await conflict_api.post(f"/v1/conflicts/{cid}/decision", headers=authority(program, 2),
-                                    json={"outcome": "award", "winner": second, "rationale": "p2 had the RFP"})
+        r = await conflict_api.post(
+            f"/v1/conflicts/{cid}/decision",
+            headers=authority(program, 2),
+            json={"outcome": "award", "winner": second, "rationale": "p2 had the RFP"},
+        )
         assert r.status_code == 200, r.text
         await crm_.wait("ownership.released", lambda d: d["claim_id"] == first)
     await shown(registration_api, program, "p2", second, status="approved", status_reason="authority_decision")
     await shown(registration_api, program, "p1", first, status="rejected", status_reason="authority_decision")
     async with pool.acquire() as conn:
-        rows = await conn.fetch("SELECT claim_id, decided_by, decided_level, appeals FROM conflict.claims"
-                                " WHERE claim_id = ANY($1::text[])", [first, second])
+        rows = await conn.fetch(
+            "SELECT claim_id, decided_by, decided_level, appeals FROM conflict.claims WHERE claim_id = ANY($1::text[])",
+            [first, second],
+        )
     assert {r["claim_id"]: tuple(r)[1:] for r in rows} == {first: ("conflict", 2, 0), second: ("conflict", 2, 1)}
 
 
 async def test_an_appeal_of_a_rule_opens_a_conflict_with_the_holder(registration_api, conflict_api, nc):
-    program = await program_with_policy(registration_api, conflict_api, {"p1": "gold", "p2": "gold"},
-                                        escalation=SLOW)
+    program = await program_with_policy(registration_api, conflict_api, {"p1": "gold", "p2": "gold"}, escalation=SLOW)
     holder = await register(registration_api, program, "p1")
     await shown(registration_api, program, "p1", holder, status="approved")
     late = await register(registration_api, program, "p2", "ACME Corp.", "www.acme.com")
@@ -196,8 +249,11 @@ async def test_an_appeal_of_a_rule_opens_a_conflict_with_the_holder(registration
         assert (await crm_.wait("conflict.escalated"))[0]["level"] == 1
     await shown(registration_api, program, "p2", late, status="under_review")
     await shown(registration_api, program, "p1", holder, status="approved")
-    r = await conflict_api.post(f"/v1/conflicts/{opened['conflict_id']}/decision", headers=authority(program, 1),
-                                json={"outcome": "award", "winner": holder, "rationale": "protection stands"})
+    r = await conflict_api.post(
+        f"/v1/conflicts/{opened['conflict_id']}/decision",
+        headers=authority(program, 1),
+        json={"outcome": "award", "winner": holder, "rationale": "protection stands"},
+    )
     assert r.status_code == 200, r.text
     await shown(registration_api, program, "p2", late, status="rejected", status_reason="authority_decision")
     await shown(registration_api, program, "p1", holder, status="approved", status_reason="authority_decision")
@@ -210,8 +266,9 @@ async def refused(registration_api, program: str, partner_id: str, rid: str, rea
 
 
 async def test_an_eligibility_rejection_is_not_appealable(registration_api, conflict_api):
-    program = await program_with_policy(registration_api, conflict_api, {"p1": "gold"},
-                                        minimum_value={"amount": "100000", "currency": "USD"})
+    program = await program_with_policy(
+        registration_api, conflict_api, {"p1": "gold"}, minimum_value={"amount": "100000", "currency": "USD"}
+    )
     rid = await register(registration_api, program, "p1")
     await shown(registration_api, program, "p1", rid, status="rejected", status_reason="below_minimum_value")
     await refused(registration_api, program, "p1", rid, "not_appealable", "rejected")
@@ -219,18 +276,27 @@ async def test_an_eligibility_rejection_is_not_appealable(registration_api, conf
 
 async def test_a_decision_at_the_last_level_is_not_appealable(registration_api, conflict_api, nc):
     program, first, second, cid = await disputed(registration_api, conflict_api, nc, escalation=escalation(48))
-    r = await conflict_api.post(f"/v1/conflicts/{cid}/decision", headers=authority(program, 1),
-                                json={"outcome": "award", "winner": first, "rationale": "first contact"})
+    r = await conflict_api.post(
+        f"/v1/conflicts/{cid}/decision",
+        headers=authority(program, 1),
+        json={"outcome": "award", "winner": first, "rationale": "first contact"},
+    )
     assert r.status_code == 200, r.text
     await shown(registration_api, program, "p2", second, status="rejected")
     await refused(registration_api, program, "p2", second, "not_appealable", "rejected")
 
 
-@pytest.mark.parametrize(("appeal_policy", "reason"), [({"window_days": 0, "max_appeals": 1}, "appeal_window_closed"),
-                                                       ({"window_days": 10, "max_appeals": 0}, "appeal_limit_reached")])
+@pytest.mark.parametrize(
+    ("appeal_policy", "reason"),
+    [
+        ({"window_days": 0, "max_appeals": 1}, "appeal_window_closed"),
+        ({"window_days": 10, "max_appeals": 0}, "appeal_limit_reached"),
+    ],
+)
 async def test_appeals_out_of_time_or_over_the_limit_are_refused(registration_api, conflict_api, appeal_policy, reason):
-    program = await program_with_policy(registration_api, conflict_api, {"p1": "gold", "p2": "gold"},
-                                        appeal=appeal_policy)
+    program = await program_with_policy(
+        registration_api, conflict_api, {"p1": "gold", "p2": "gold"}, appeal=appeal_policy
+    )
     holder = await register(registration_api, program, "p1")
     await shown(registration_api, program, "p1", holder, status="approved")
     late = await register(registration_api, program, "p2")

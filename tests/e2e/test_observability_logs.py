@@ -44,7 +44,8 @@ async def test_a_decision_is_one_json_line_with_the_ids_of_its_trace(log_lines, 
     assert len(entry["span_id"]) == 16 and entry["timestamp"]
     async with pool.acquire() as conn:
         submitted = await conn.fetchval(
-            "SELECT traceparent FROM registration.events WHERE stream_id = $1 AND stream_version = 1", f"registration-{rid}"
+            "SELECT traceparent FROM registration.events WHERE stream_id = $1 AND stream_version = 1",
+            f"registration-{rid}",
         )
     assert entry["trace_id"] == submitted.split("-")[1]  # the partner's request started this trace
     customer = registration_body()["customer"]

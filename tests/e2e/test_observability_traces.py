@@ -84,7 +84,8 @@ async def test_a_registration_is_one_trace_from_request_to_crm(spans, registrati
     # and the registration service's own consumption of that status continues it too
     def status_consumed():
         return [
-            s for s in spans.get_finished_spans()
+            s
+            for s in spans.get_finished_spans()
             if s.context.trace_id == trace_id and s.name.startswith("consume dealreg.conflict.")
         ]
 

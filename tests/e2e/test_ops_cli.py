@@ -65,7 +65,11 @@ async def test_trace_shows_a_decided_registration_as_a_tree_and_as_json(
     assert types[0] == ("registration", "registration.submitted")
     assert ("conflict", "registration.approved") in types and ("conflict", "ownership.granted") in types
     approved = next(e for e in doc["events"] if e["type"] == "registration.approved")
-    assert (approved["actor"], approved["data"]["reason"], approved["stream"]) == ("rules", "no_collision", f"claim-{rid}")
+    assert (approved["actor"], approved["data"]["reason"], approved["stream"]) == (
+        "rules",
+        "no_collision",
+        f"claim-{rid}",
+    )
     assert len(doc["trace_ids"]) == 1 and approved["trace_id"] == doc["events"][0]["trace_id"] == doc["trace_ids"][0]
 
     code, out, err = await dealreg(env, "trace", rid)
@@ -78,14 +82,17 @@ async def test_trace_shows_a_decided_registration_as_a_tree_and_as_json(
     assert code == 1 and "no-such-thing" in err and not out
 
 
-async def test_trace_of_a_conflict_shows_its_claims_and_rule_trail(registration_api, conflict_api, pool, pg_dsn,
-                                                                  tmp_path):
+async def test_trace_of_a_conflict_shows_its_claims_and_rule_trail(
+    registration_api, conflict_api, pool, pg_dsn, tmp_path
+):
     program = unique_id("ops")
     await enrol(registration_api, program, "p1", "p2")
     assert (await conflict_api.put(f"/v1/programs/{program}/policy", json=TIE_POLICY, headers=ADMIN)).status_code == 200
     ids = []
     for p in ("p1", "p2"):
-        r = await registration_api.post("/v1/registrations", json=registration_body(), headers=partner_token(program, p))
+        r = await registration_api.post(
+            "/v1/registrations", json=registration_body(), headers=partner_token(program, p)
+        )
         assert r.status_code == 201, r.text
         ids.append(r.json()["id"])
 
@@ -109,8 +116,13 @@ async def test_tail_prints_conflict_events_as_they_are_published(registration_ap
     program = unique_id("ops")
     await enrol(registration_api, program, "p1")
     proc = await asyncio.create_subprocess_exec(
-        str(DEALREG), "tail", "--program", program, env=_env(tmp_path, DEALREG_NATS_URL=nats_url),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        str(DEALREG),
+        "tail",
+        "--program",
+        program,
+        env=_env(tmp_path, DEALREG_NATS_URL=nats_url),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         ready = await asyncio.wait_for(proc.stderr.readline(), 20)
@@ -147,8 +159,9 @@ async def test_without_a_stack_or_variables_the_commands_say_what_to_set(tmp_pat
     assert code == 1 and "DEALREG_NATS_URL" in err
 
 
-async def test_the_commands_find_the_local_stack_with_no_flags(registration_api, conflict_api, pg_dsn, nats_url,
-                                                              tmp_path):
+async def test_the_commands_find_the_local_stack_with_no_flags(
+    registration_api, conflict_api, pg_dsn, nats_url, tmp_path
+):
     import psutil
 
     from services.stackfile import write_stack

@@ -35,8 +35,11 @@ async def reason_becomes(api, program: str, partner_id: str, rid: str, reason: s
 
 async def test_extensions_are_granted_in_the_window_up_to_the_limit(registration_api, conflict_api):
     api = registration_api
-    policy = {"protection_days": 9 / DAY, "expiry_warning_days": 1 / DAY,
-              "extension": {"days": 9 / DAY, "max_extensions": 1, "request_window_days": 4 / DAY}}
+    policy = {
+        "protection_days": 9 / DAY,
+        "expiry_warning_days": 1 / DAY,
+        "extension": {"days": 9 / DAY, "max_extensions": 1, "request_window_days": 4 / DAY},
+    }
     program = await program_with(api, {"p1": "gold"}, conflict_api, policy)
     rid = await submit(api, program, "p1", deal("Umbrella Corp", "umbrella.example"))
     approved = await settled(api, program, "p1", rid, "approved")
@@ -89,8 +92,13 @@ async def test_expiry_warns_then_hands_the_customer_to_the_waitlist(registration
     await wait_for(crm_saw_promotion, what="the waitlisted claim's grant on NATS")
     await crm.unsubscribe()
     of_first = [(e["type"].removeprefix("io.dealreg.").removesuffix(".v1"), e) for e in events if e["subject"] == first]
-    assert [name for name, _ in of_first] == ["registration.approved", "ownership.granted", "ownership.expiring",
-                                              "registration.expired", "ownership.released"]
+    assert [name for name, _ in of_first] == [
+        "registration.approved",
+        "ownership.granted",
+        "ownership.expiring",
+        "registration.expired",
+        "ownership.released",
+    ]
     warned_at = parse(of_first[2][1]["time"])
     assert warned_at == parse(held["protected_until"]) - dt.timedelta(seconds=2.5)
     assert parse(of_first[3][1]["time"]) == parse(held["protected_until"])
@@ -108,24 +116,45 @@ async def test_ownership_at_an_instant(registration_api, conflict_api):
     assert (await api.post(f"/v1/registrations/{rid}/withdraw", headers=partner(program, "p1"))).status_code == 200
 
     async def released():
-        r = await conflict_api.get("/v1/ownership", headers=ops, params={
-            "program_id": program, "domain": "https://wayneenterprises.com", "at": rfc3339(dt.datetime.now(dt.UTC))})
+        r = await conflict_api.get(
+            "/v1/ownership",
+            headers=ops,
+            params={
+                "program_id": program,
+                "domain": "https://wayneenterprises.com",
+                "at": rfc3339(dt.datetime.now(dt.UTC)),
+            },
+        )
         assert r.status_code == 200, r.text
         return r.json()["items"] == []
 
     await wait_for(released, what="the hold to end on withdrawal")
-    r = await conflict_api.get("/v1/ownership", headers=ops,
-                               params={"program_id": program, "domain": "wayneenterprises.com", "at": rfc3339(inside)})
+    r = await conflict_api.get(
+        "/v1/ownership",
+        headers=ops,
+        params={"program_id": program, "domain": "wayneenterprises.com", "at": rfc3339(inside)},
+    )
     [item] = r.json()["items"]
     assert item["claim_id"] == item["registration_id"] == rid
     assert (item["kind"], item["partner_id"], item["products"]) == ("registration", "p1", ["firewall", "cloud"])
     assert parse(item["from"]) <= inside < parse(item["until"]) < parse(held["protected_until"])
     before = parse(item["from"]) - dt.timedelta(seconds=1)
-    r = await conflict_api.get("/v1/ownership", headers=ops,
-                               params={"program_id": program, "domain": "wayneenterprises.com", "at": rfc3339(before)})
+    r = await conflict_api.get(
+        "/v1/ownership",
+        headers=ops,
+        params={"program_id": program, "domain": "wayneenterprises.com", "at": rfc3339(before)},
+    )
     assert r.json()["items"] == []
-    bad = await conflict_api.get("/v1/ownership", headers=ops,
-                                 params={"program_id": program, "domain": "wayneenterprises.com", "at": "yesterday"})
+    bad = await conflict_api.get(
+        "/v1/ownership",
+        headers=ops,
+        params={"program_id": program, "domain": "wayneenterprises.com", "at": "yesterday"},
+    )
     assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "at"
-    assert (await conflict_api.get("/v1/ownership", headers=partner(program, "p1"), params={
-        "program_id": program, "domain": "wayneenterprises.com", "at": rfc3339(inside)})).status_code == 403
+    assert (
+        await conflict_api.get(
+            "/v1/ownership",
+            headers=partner(program, "p1"),
+            params={"program_id": program, "domain": "wayneenterprises.com", "at": rfc3339(inside)},
+        )
+    ).status_code == 403

@@ -26,16 +26,21 @@ async def test_versions_validation_and_publication(registration_api, conflict_ap
     bad = await conflict_api.put(path, json={"protection_days": -1}, headers=ADMIN)
     assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
     assert bad.json()["errors"][0]["field"] == "protection_days"
-    for body, field in (({"tiers": "gold"}, "tiers"), ({"surprise": True}, "surprise"),
-                        ({"tiers": ["gold", "gold"]}, "tiers[1]"),
-                        ({"escalation": [{"level": 2, "role": "boss", "sla_hours": 1}]}, "escalation[0].level")):
+    for body, field in (
+        ({"tiers": "gold"}, "tiers"),
+        ({"surprise": True}, "surprise"),
+        ({"tiers": ["gold", "gold"]}, "tiers[1]"),
+        ({"escalation": [{"level": 2, "role": "boss", "sla_hours": 1}]}, "escalation[0].level"),
+    ):
         r = await conflict_api.put(path, json=body, headers=ADMIN)
         assert r.status_code == 422, (body, r.text)
         assert field in [e["field"] for e in r.json()["errors"]], (body, r.json())
     r = await conflict_api.put(path, content=b"protection_days=30", headers={**ADMIN, "content-type": "text/plain"})
     assert r.status_code == 400, r.text
     assert (await conflict_api.put(path, json={}, headers=token("ops", program=program))).status_code == 403
-    assert (await conflict_api.put(path, json={}, headers=token("partner", program=program, partner="p"))).status_code == 403
+    assert (
+        await conflict_api.put(path, json={}, headers=token("partner", program=program, partner="p"))
+    ).status_code == 403
     assert (await conflict_api.get(path, headers=token("ops", program="elsewhere"))).status_code == 404
 
     assert await publish_policy(conflict_api, program, {"protection_days": 30}) == 1

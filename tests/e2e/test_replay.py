@@ -26,9 +26,15 @@ SNAPSHOT = """
 
 async def _scenario(api, conflict_api) -> tuple[str, list[str]]:
     program = await setup_program(api, {"p1": "gold", "p2": "silver", "p3": "gold"})
-    policy = {"protection_days": 30, "tiers": ["gold", "silver"], "tier_protection_days": {},
-              "review": {"enabled": False, "sla_hours": 48, "on_breach": "approve"}}
-    assert (await conflict_api.put(f"/v1/programs/{program}/policy", json=policy, headers=token("admin"))).status_code == 200
+    policy = {
+        "protection_days": 30,
+        "tiers": ["gold", "silver"],
+        "tier_protection_days": {},
+        "review": {"enabled": False, "sla_hours": 48, "on_breach": "approve"},
+    }
+    assert (
+        await conflict_api.put(f"/v1/programs/{program}/policy", json=policy, headers=token("admin"))
+    ).status_code == 200
     p = {n: token("partner", program=program, partner=n) for n in ("p1", "p2", "p3")}
     ids = []
     r = await api.post("/v1/registrations", json=registration("Globex Corporation", "globex.com"), headers=p["p1"])
@@ -56,6 +62,7 @@ async def test_rebuild_gives_the_same_projections(registration_api, conflict_api
         after = [dict(r) for r in await conn.fetch(SNAPSHOT, program)]
         conflicts_after = await conn.fetch("SELECT * FROM conflict.conflicts WHERE program_id = $1", program)
     assert after == before
+
     def strip(rows):
         return [{k: v for k, v in dict(r).items() if k != "seq"} for r in rows]
 
@@ -97,8 +104,15 @@ async def test_the_same_history_decides_the_same_byte_for_byte(registration_api,
         for p in policies:
             await conn.execute("INSERT INTO conflict.policies VALUES ($1, $2, $3, $4)", *p)
         for event_id, name, subject, data, occurred_at, traceparent in facts:
-            ce = CloudEvent(id=event_id, source=source_for("registration", program), type=cloudevent_type(name),
-                            subject=subject, time=occurred_at, traceparent=traceparent, data=msgspec.Raw(data.encode()))
+            ce = CloudEvent(
+                id=event_id,
+                source=source_for("registration", program),
+                type=cloudevent_type(name),
+                subject=subject,
+                time=occurred_at,
+                traceparent=traceparent,
+                data=msgspec.Raw(data.encode()),
+            )
             async with conn.transaction():
                 await intake.handle(conn, ce, decode_data("registration", name, data.encode()))
         replayed = await decisions(conn)

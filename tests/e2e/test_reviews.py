@@ -31,9 +31,7 @@ async def reviewing(registration_api, conflict_api, **policy) -> tuple[str, str]
     return program, rid
 
 
-async def test_the_queue_lists_what_awaits_review_and_an_approval_grants_protection(
-    registration_api, conflict_api, nc
-):
+async def test_the_queue_lists_what_awaits_review_and_an_approval_grants_protection(registration_api, conflict_api, nc):
     program, rid = await reviewing(registration_api, conflict_api, **review_policy())
     cm = authority(program, 1, subject="cm-anna")
     queue = (await conflict_api.get(f"/v1/reviews?program_id={program}", headers=cm)).json()
@@ -47,8 +45,7 @@ async def test_the_queue_lists_what_awaits_review_and_an_approval_grants_protect
         assert r.json()["status"] == "approved"
         body = await shown(registration_api, program, "p1", rid, status="approved")
         assert body["status_reason"] == "review_approved" and body["protected_until"]
-        assert await crm_.names(rid) == ["registration.pending_review", "registration.approved",
-                                         "ownership.granted"]
+        assert await crm_.names(rid) == ["registration.pending_review", "registration.approved", "ownership.granted"]
     history = (await registration_api.get(f"/v1/registrations/{rid}/history", headers=partner(program, "p1"))).json()
     assert history["items"][-1]["type"] == "registration.approved"
 
@@ -59,9 +56,11 @@ async def test_the_queue_lists_what_awaits_review_and_an_approval_grants_protect
 
 async def test_a_rejection_with_a_reason(registration_api, conflict_api):
     program, rid = await reviewing(registration_api, conflict_api, **review_policy())
-    r = await conflict_api.post(f"/v1/reviews/{rid}", json={"action": "reject", "reason": "insufficient_information",
-                                                            "comment": "No named contact"},
-                                headers=authority(program, 2))
+    r = await conflict_api.post(
+        f"/v1/reviews/{rid}",
+        json={"action": "reject", "reason": "insufficient_information", "comment": "No named contact"},
+        headers=authority(program, 2),
+    )
     assert r.status_code == 200, r.text
     body = await shown(registration_api, program, "p1", rid, status="rejected")
     assert body["status_reason"] == "insufficient_information"
@@ -70,8 +69,9 @@ async def test_a_rejection_with_a_reason(registration_api, conflict_api):
 async def test_an_information_request_is_answered_by_amending(registration_api, conflict_api):
     program, rid = await reviewing(registration_api, conflict_api, **review_policy())
     cm = authority(program, 1)
-    r = await conflict_api.post(f"/v1/reviews/{rid}", json={"action": "request_info", "comment": "Which sites?"},
-                                headers=cm)
+    r = await conflict_api.post(
+        f"/v1/reviews/{rid}", json={"action": "request_info", "comment": "Which sites?"}, headers=cm
+    )
     assert r.status_code == 200, r.text
     body = await shown(registration_api, program, "p1", rid, status="info_requested")
     decision = (await registration_api.get(f"/v1/registrations/{rid}/decision", headers=partner(program, "p1"))).json()
@@ -79,8 +79,11 @@ async def test_an_information_request_is_answered_by_amending(registration_api, 
     waiting = (await conflict_api.get(f"/v1/reviews?program_id={program}&state=info_requested", headers=cm)).json()
     assert [i["registration_id"] for i in waiting["items"]] == [rid]
 
-    r = await registration_api.patch(f"/v1/registrations/{rid}", json={"notes": "Austin and Dallas"},
-                                     headers={**partner(program, "p1"), "If-Match": f'"{body["version"]}"'})
+    r = await registration_api.patch(
+        f"/v1/registrations/{rid}",
+        json={"notes": "Austin and Dallas"},
+        headers={**partner(program, "p1"), "If-Match": f'"{body["version"]}"'},
+    )
     assert r.status_code == 200, r.text
     await shown(registration_api, program, "p1", rid, status="pending_review")
     r = await conflict_api.post(f"/v1/reviews/{rid}", json={"action": "approve"}, headers=cm)
@@ -88,8 +91,10 @@ async def test_an_information_request_is_answered_by_amending(registration_api, 
     await shown(registration_api, program, "p1", rid, status="approved", status_reason="review_approved")
 
 
-@pytest.mark.parametrize(("on_breach", "status", "reason"), [("approve", "approved", "review_deemed_approved"),
-                                                             ("reject", "rejected", "review_rejected")])
+@pytest.mark.parametrize(
+    ("on_breach", "status", "reason"),
+    [("approve", "approved", "review_deemed_approved"), ("reject", "rejected", "review_rejected")],
+)
 async def test_the_review_sla_passing_applies_on_breach(registration_api, conflict_api, on_breach, status, reason):
     program, rid = await reviewing(registration_api, conflict_api, **review_policy(FAST, on_breach))
     await shown(registration_api, program, "p1", rid, status=status, status_reason=reason)
@@ -97,26 +102,33 @@ async def test_the_review_sla_passing_applies_on_breach(registration_api, confli
 
 async def test_the_queue_pages_and_stays_in_its_program(registration_api, conflict_api):
     program = await program_with_policy(registration_api, conflict_api, {"p1": "gold"}, **review_policy())
-    rids = [await register(registration_api, program, "p1", f"Customer {unique_id()}", f"{unique_id()}.com")
-            for _ in range(3)]
+    rids = [
+        await register(registration_api, program, "p1", f"Customer {unique_id()}", f"{unique_id()}.com")
+        for _ in range(3)
+    ]
     for rid in rids:
         await shown(registration_api, program, "p1", rid, status="pending_review")
     cm = authority(program, 1)
     first = (await conflict_api.get(f"/v1/reviews?program_id={program}&limit=2", headers=cm)).json()
-    rest = (await conflict_api.get(f"/v1/reviews?program_id={program}&limit=2&cursor={first['next_cursor']}",
-                                   headers=cm)).json()
+    rest = (
+        await conflict_api.get(f"/v1/reviews?program_id={program}&limit=2&cursor={first['next_cursor']}", headers=cm)
+    ).json()
     assert [i["registration_id"] for i in first["items"] + rest["items"]] == rids and rest["next_cursor"] is None
     own = (await conflict_api.get("/v1/reviews", headers=cm)).json()
     assert {i["program_id"] for i in own["items"]} == {program}
 
     stranger = authority(unique_id("prog"), 3)
     assert (await conflict_api.get(f"/v1/reviews?program_id={program}", headers=stranger)).status_code == 404
-    assert (await conflict_api.post(f"/v1/reviews/{rids[0]}", json={"action": "approve"},
-                                    headers=stranger)).status_code == 404
+    assert (
+        await conflict_api.post(f"/v1/reviews/{rids[0]}", json={"action": "approve"}, headers=stranger)
+    ).status_code == 404
     assert (await conflict_api.post(f"/v1/reviews/{rids[0]}", content=b"[", headers=stranger)).status_code == 404
-    assert (await conflict_api.post("/v1/reviews/no-such-id", json={"action": "approve"}, headers=cm)).status_code == 404
-    assert (await conflict_api.post(f"/v1/reviews/{rids[0]}", json={"action": "approve"},
-                                    headers=partner(program, "p1"))).status_code == 403
+    assert (
+        await conflict_api.post("/v1/reviews/no-such-id", json={"action": "approve"}, headers=cm)
+    ).status_code == 404
+    assert (
+        await conflict_api.post(f"/v1/reviews/{rids[0]}", json={"action": "approve"}, headers=partner(program, "p1"))
+    ).status_code == 403
     bad = await conflict_api.post(f"/v1/reviews/{rids[0]}", json={"action": "request_info"}, headers=cm)
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "comment"
     bad = await conflict_api.post(f"/v1/reviews/{rids[0]}", json={"action": "maybe"}, headers=cm)

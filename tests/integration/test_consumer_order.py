@@ -30,9 +30,18 @@ async def test_exclusive_replicas_apply_in_stream_order(nc, pool):
 
     durable = unique_id("ordered")
     replicas = [
-        EventConsumer(nc=nc, pool=pool, schema="conflict", durable=durable, stream=JETSTREAM_STREAMS["conflict"],
-                      filter_subject=subject.subject, handle=handler(name), batch_size=7, exclusive=True,
-                      partition=lambda ce: ce.program_id)
+        EventConsumer(
+            nc=nc,
+            pool=pool,
+            schema="conflict",
+            durable=durable,
+            stream=JETSTREAM_STREAMS["conflict"],
+            filter_subject=subject.subject,
+            handle=handler(name),
+            batch_size=7,
+            exclusive=True,
+            partition=lambda ce: ce.program_id,
+        )
         for name in ("a", "b")
     ]
     stop = asyncio.Event()

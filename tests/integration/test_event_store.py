@@ -101,7 +101,12 @@ async def test_database_refuses_update_and_delete(pool, statement):
 
 async def test_metadata_is_recorded(pool):
     stream = unique_id("stream")
-    meta = Metadata(correlation_id="corr-1", causation_id="cause-1", actor="alice", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01")
+    meta = Metadata(
+        correlation_id="corr-1",
+        causation_id="cause-1",
+        actor="alice",
+        traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01",
+    )
     async with pool.acquire() as conn:
         await store.append(conn, stream, NO_STREAM, [ev(1)], program_id="p", metadata=meta)
         (event,) = await store.read_stream(conn, stream)

@@ -24,21 +24,30 @@ pytestmark = pytest.mark.integration
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 POLICY = msgspec.structs.replace(
     DEFAULT_POLICY,
-    match=MatchSettings(name_similarity=NAME_THRESHOLD, require_product_overlap=True,
-                        ignore_domains=list(IGNORE_DOMAINS)),
+    match=MatchSettings(
+        name_similarity=NAME_THRESHOLD, require_product_overlap=True, ignore_domains=list(IGNORE_DOMAINS)
+    ),
 )
 
 
 def claim(program: str, side: Side, suffix: str) -> Claim:
     return Claim(
-        claim_id=f"{program}-{suffix}", kind="registration", program_id=program,
-        identity=identity_of(**side, ignore_domains=IGNORE_DOMAINS), products=("firewall",), submitted_at=NOW,
-        status="pending", partner_id=f"partner-{suffix}", tier="gold", deal_type="new",
+        claim_id=f"{program}-{suffix}",
+        kind="registration",
+        program_id=program,
+        identity=identity_of(**side, ignore_domains=IGNORE_DOMAINS),
+        products=("firewall",),
+        submitted_at=NOW,
+        status="pending",
+        partner_id=f"partner-{suffix}",
+        tier="gold",
+        deal_type="new",
     )
 
 
-@pytest.mark.parametrize(("left", "right", "same_customer"), [case[1:] for case in IDENTITY_CASES],
-                         ids=[case[0] for case in IDENTITY_CASES])
+@pytest.mark.parametrize(
+    ("left", "right", "same_customer"), [case[1:] for case in IDENTITY_CASES], ids=[case[0] for case in IDENTITY_CASES]
+)
 async def test_identity_table_in_postgresql(pool, left: Side, right: Side, same_customer: bool):
     program = unique_id("ident")
     async with pool.acquire() as conn, conn.transaction():
@@ -92,19 +101,37 @@ async def test_the_candidate_query_uses_the_indexes(server_dsn):
     async with scratch_database(server_dsn) as pool, pool.acquire() as conn:
         await conn.execute(_BULK, program, 50_000)
         async with conn.transaction():
-            near = await claims_repo.insert(conn, claim(program, {"name": "Acme Globex Initech Corp", "country": "US",
-                                                                  "domain": None, "duns": None, "tax_id": None}, "near"))
-            probe = await claims_repo.insert(conn, claim(program, {
-                "name": "Acme Globex Initech", "country": "US", "domain": "https://www.company17.com",
-                "duns": "100000042", "tax_id": "TX99"}, "probe"))
+            near = await claims_repo.insert(
+                conn,
+                claim(
+                    program,
+                    {"name": "Acme Globex Initech Corp", "country": "US", "domain": None, "duns": None, "tax_id": None},
+                    "near",
+                ),
+            )
+            probe = await claims_repo.insert(
+                conn,
+                claim(
+                    program,
+                    {
+                        "name": "Acme Globex Initech",
+                        "country": "US",
+                        "domain": "https://www.company17.com",
+                        "duns": "100000042",
+                        "tax_id": "TX99",
+                    },
+                    "probe",
+                ),
+            )
         await conn.execute("ANALYZE conflict.claims")
         async with conn.transaction():
             recorder = RecordingConnection(conn)
             found = await claims_repo.candidates(recorder, probe, POLICY, claims_repo.RIVAL_STATUSES)
             sql, args = recorder.fetched[-1]
             plan = json.loads(await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql, *args))[0]["Plan"]
-    assert sorted(c.claim_id for c in found) == sorted([f"{program}-17", f"{program}-42", f"{program}-99",
-                                                         near.claim_id])
+    assert sorted(c.claim_id for c in found) == sorted(
+        [f"{program}-17", f"{program}-42", f"{program}-99", near.claim_id]
+    )
     nodes = _nodes(plan)
     scans = [(n["Node Type"], n.get("Relation Name"), n.get("Index Name")) for n in nodes]
     assert not [s for s in scans if s[0] == "Seq Scan"], scans

@@ -21,23 +21,51 @@ pytestmark = pytest.mark.integration
 
 T0 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 NAMES = {
-    "northwind": ("Northwind Traders", "NORTHWIND TRADERS INC", "Northwind Traders LLC", "Northwind Trader",
-                  "northwind traders corp.", "Northwind Traders, Inc."),
+    "northwind": (
+        "Northwind Traders",
+        "NORTHWIND TRADERS INC",
+        "Northwind Traders LLC",
+        "Northwind Trader",
+        "northwind traders corp.",
+        "Northwind Traders, Inc.",
+    ),
     "fabrikam": ("Fabrikam GmbH", "FABRIKAM", "Fabrikam AG", "Fabrikam Gmbh & Co. KG", "fabrikam", "Fabrikam G.m.b.H."),
-    "adventure": ("Adventure Works", "Adventure Works Cycles", "ADVENTURE WORKS", "Adventure-Works", "Adventure Works Ltd",
-                  "Adventure Works S.A."),
+    "adventure": (
+        "Adventure Works",
+        "Adventure Works Cycles",
+        "ADVENTURE WORKS",
+        "Adventure-Works",
+        "Adventure Works Ltd",
+        "Adventure Works S.A.",
+    ),
 }
 
 
 def submitted(program: str, partner: str, name: str, at: dt.datetime):
     rid = str(uuid.uuid4())
     e = RegistrationSubmitted(
-        registration_id=rid, program_id=program, partner_id=partner, partner_tier="gold", partner_type="reseller",
-        submitted_by=partner, customer=Customer(name=name, country="US"), products=["firewall"], deal_type="new",
-        estimated_value=Money(amount="50000", currency="USD"), expected_close=dt.date(2027, 3, 31), submitted_at=at,
+        registration_id=rid,
+        program_id=program,
+        partner_id=partner,
+        partner_tier="gold",
+        partner_type="reseller",
+        submitted_by=partner,
+        customer=Customer(name=name, country="US"),
+        products=["firewall"],
+        deal_type="new",
+        estimated_value=Money(amount="50000", currency="USD"),
+        expected_close=dt.date(2027, 3, 31),
+        submitted_at=at,
     )
-    ce = envelope(service="registration", event_name="registration.submitted", event_id=str(uuid.uuid4()),
-                  subject=rid, time=at, data=encode(e), program_id=program)
+    ce = envelope(
+        service="registration",
+        event_name="registration.submitted",
+        event_id=str(uuid.uuid4()),
+        subject=rid,
+        time=at,
+        data=encode(e),
+        program_id=program,
+    )
     return ce, e
 
 
@@ -62,7 +90,8 @@ async def test_concurrent_transactions_never_approve_two_claims_on_one_customer(
             rows = await conn.fetch("SELECT claim_id, status FROM conflict.claims")
             decisions = await conn.fetch(
                 "SELECT subject, count(*) AS n FROM conflict.events WHERE event_type IN"
-                " ('registration.approved', 'registration.waitlisted') GROUP BY subject")
+                " ('registration.approved', 'registration.waitlisted') GROUP BY subject"
+            )
     assert len(rows) == len(facts)
     by_customer: dict[tuple[str, str], list[str]] = {}
     for r in rows:

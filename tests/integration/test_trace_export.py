@@ -37,7 +37,9 @@ class _Collector(http.server.BaseHTTPRequestHandler):
 
 def _run(env: dict[str, str]) -> None:
     base = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    done = subprocess.run([sys.executable, "-c", SCRIPT], env={**base, **env}, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env={**base, **env}, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
 
 

@@ -19,15 +19,31 @@ T0 = dt.datetime(2027, 1, 4, 9, 0, tzinfo=dt.UTC)
 _BY_CONFLICT = {"authority_decision", "sla_default"}
 
 
-def claim(claim_id: str, *, minutes: float = 0, seq: int = 0, tier: str = "gold", status: str = "pending",
-          kind: str = "registration", **extra) -> Claim:
+def claim(
+    claim_id: str,
+    *,
+    minutes: float = 0,
+    seq: int = 0,
+    tier: str = "gold",
+    status: str = "pending",
+    kind: str = "registration",
+    **extra,
+) -> Claim:
     """A claim on Acme submitted `minutes` after T0."""
     return Claim(
-        claim_id=claim_id, kind=kind, program_id="acme", identity=Identity(name_key="acme", country="US",
-                                                                            domain="acme.com"),
-        products=("firewall",), submitted_at=T0 + dt.timedelta(minutes=minutes), status=status,
-        partner_id=None if kind == "direct_deal" else f"partner-{claim_id}", tier=tier, seq=seq,
-        amount=None, currency=None, **extra,
+        claim_id=claim_id,
+        kind=kind,
+        program_id="acme",
+        identity=Identity(name_key="acme", country="US", domain="acme.com"),
+        products=("firewall",),
+        submitted_at=T0 + dt.timedelta(minutes=minutes),
+        status=status,
+        partner_id=None if kind == "direct_deal" else f"partner-{claim_id}",
+        tier=tier,
+        seq=seq,
+        amount=None,
+        currency=None,
+        **extra,
     )
 
 
@@ -47,8 +63,9 @@ class World:
                 case RegistrationStatusChanged() as s:
                     self._status(s)
                 case OwnershipChanged() as o if e.name == "ownership.granted":
-                    self.claims[o.claim_id] = replace(self.claims[o.claim_id], approved_at=o.valid_from,
-                                                      protected_until=o.valid_until)
+                    self.claims[o.claim_id] = replace(
+                        self.claims[o.claim_id], approved_at=o.valid_from, protected_until=o.valid_until
+                    )
                 case ConflictOpened() as o:
                     for ref in o.claims:
                         self.claims[ref.claim_id] = replace(self.claims[ref.claim_id], conflict_id=o.conflict_id)
@@ -67,9 +84,15 @@ class World:
             decided_by = "conflict" if s.reason in _BY_CONFLICT else "rule"
         appeals = c.appeals + (1 if s.status == "under_review" and s.rule == "appeal" else 0)
         self.claims[c.claim_id] = replace(
-            c, status=s.status, protected_until=s.protected_until, attribution_percent=s.attribution_percent,
-            conflict_id=s.conflict_id or c.conflict_id, decided_at=s.decided_at, policy_version=s.policy_version,
-            decided_by=decided_by, appeals=appeals,
+            c,
+            status=s.status,
+            protected_until=s.protected_until,
+            attribution_percent=s.attribution_percent,
+            conflict_id=s.conflict_id or c.conflict_id,
+            decided_at=s.decided_at,
+            policy_version=s.policy_version,
+            decided_by=decided_by,
+            appeals=appeals,
         )
 
     def dispute(self, conflict_id: str) -> Dispute | None:

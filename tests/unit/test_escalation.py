@@ -125,8 +125,13 @@ def test_an_award_approves_the_winner_and_rejects_the_others():
     w = World.of(claim("a"), claim("b", seq=1), claim("c", seq=2))
     cid = opened(w, "a", "b", "c")
     emits = decide(w, cid, Decision("award", winner="b", rationale="met the CISO first"))
-    assert names(emits) == ["registration.rejected", "registration.approved", "ownership.granted",
-                            "registration.rejected", "conflict.resolved"]
+    assert names(emits) == [
+        "registration.rejected",
+        "registration.approved",
+        "ownership.granted",
+        "registration.rejected",
+        "conflict.resolved",
+    ]
     assert [w.claims[i].status for i in "abc"] == ["rejected", "approved", "rejected"]
     assert {e.event.reason for e in emits if e.name.startswith("registration.")} == {"authority_decision"}
     assert w.claims["b"].protected_until == T0 + HOUR + protection_window(DEFAULT_POLICY, "gold")
@@ -145,24 +150,29 @@ def test_a_split_approves_each_share_under_one_joint_window():
 
 
 def test_a_direct_deal_winner_leaves_nothing_to_partners():
-    w = World.of(claim("deal", kind="direct_deal", status="open"), claim("a", seq=1, status="approved",
-                                                                         protected_until=T0 + 90 * 24 * HOUR))
+    w = World.of(
+        claim("deal", kind="direct_deal", status="open"),
+        claim("a", seq=1, status="approved", protected_until=T0 + 90 * 24 * HOUR),
+    )
     cid = opened(w, "deal", "a")
     emits = decide(w, cid, Decision("award", winner="deal", rationale="our account"))
     assert names(emits) == ["registration.rejected", "ownership.released", "conflict.resolved"]
 
 
-@pytest.mark.parametrize(("decision", "fields"), [
-    (Decision("award", rationale="x"), ["winner"]),
-    (Decision("award", winner="zz", rationale="x"), ["winner"]),
-    (Decision("split", shares=(("a", 50), ("b", 40)), rationale="x"), ["shares"]),
-    (Decision("split", shares=(("a", 0), ("b", 100)), rationale="x"), ["shares[0].percent"]),
-    (Decision("split", shares=(("a", 50), ("zz", 50)), rationale="x"), ["shares[1].claim_id"]),
-    (Decision("split", shares=(("a", 50), ("a", 50)), rationale="x"), ["shares[1].claim_id"]),
-    (Decision("split", rationale="x"), ["shares"]),
-    (Decision("reject_all", winner="a", rationale="x"), ["winner"]),
-    (Decision("reject_all", rationale="  "), ["rationale"]),
-])
+@pytest.mark.parametrize(
+    ("decision", "fields"),
+    [
+        (Decision("award", rationale="x"), ["winner"]),
+        (Decision("award", winner="zz", rationale="x"), ["winner"]),
+        (Decision("split", shares=(("a", 50), ("b", 40)), rationale="x"), ["shares"]),
+        (Decision("split", shares=(("a", 0), ("b", 100)), rationale="x"), ["shares[0].percent"]),
+        (Decision("split", shares=(("a", 50), ("zz", 50)), rationale="x"), ["shares[1].claim_id"]),
+        (Decision("split", shares=(("a", 50), ("a", 50)), rationale="x"), ["shares[1].claim_id"]),
+        (Decision("split", rationale="x"), ["shares"]),
+        (Decision("reject_all", winner="a", rationale="x"), ["winner"]),
+        (Decision("reject_all", rationale="  "), ["rationale"]),
+    ],
+)
 def test_invalid_decisions_name_their_fields(decision, fields):
     w = World.of(claim("a"), claim("b", seq=1), claim("outsider", seq=2))
     cid = opened(w, "a", "b")
@@ -188,8 +198,18 @@ def test_an_authority_below_the_level_and_a_second_decision_are_refused():
 
 def appeal_of(w: World, cid_or_none, who: str, now, p=DEFAULT_POLICY, rule=None, beaten_by=()):
     d = w.dispute(cid_or_none) if cid_or_none else None
-    return w.apply(appeal.appeal(w.claims[who], rule, p, now, cause_id=f"appeal-{who}-{now}", dispute=d,
-                                 beaten_by=beaten_by, reason="we met them first"))
+    return w.apply(
+        appeal.appeal(
+            w.claims[who],
+            rule,
+            p,
+            now,
+            cause_id=f"appeal-{who}-{now}",
+            dispute=d,
+            beaten_by=beaten_by,
+            reason="we met them first",
+        )
+    )
 
 
 def test_an_appeal_of_a_conflict_decision_reopens_it_one_level_above():
@@ -216,8 +236,13 @@ def test_the_holder_loses_its_ownership_only_when_the_appellant_wins():
     assert emits[0].event.cause == "appeal" and w.claims["a"].status == "approved"
     cid = emits[0].event.conflict_id
     emits = decide(w, cid, Decision("award", winner="b", rationale="b was first"), now=T0 + 2 * HOUR)
-    assert names(emits) == ["registration.rejected", "ownership.released", "registration.approved",
-                            "ownership.granted", "conflict.resolved"]
+    assert names(emits) == [
+        "registration.rejected",
+        "ownership.released",
+        "registration.approved",
+        "ownership.granted",
+        "conflict.resolved",
+    ]
 
 
 def _rejected(w: World, who: str, *, at=T0, by="rule", level=None):
@@ -225,12 +250,15 @@ def _rejected(w: World, who: str, *, at=T0, by="rule", level=None):
     w.claims[who] = replace(c, status="rejected", decided_at=at, decided_by=by, decided_level=level)
 
 
-@pytest.mark.parametrize(("setup", "rule", "reason"), [
-    ({}, "eligibility", "not_appealable"),
-    ({}, "ownership", "not_appealable"),
-    ({"by": "conflict", "level": 3}, "authority", "not_appealable"),
-    ({"at": T0 - 11 * 24 * HOUR}, "first_to_register", "appeal_window_closed"),
-])
+@pytest.mark.parametrize(
+    ("setup", "rule", "reason"),
+    [
+        ({}, "eligibility", "not_appealable"),
+        ({}, "ownership", "not_appealable"),
+        ({"by": "conflict", "level": 3}, "authority", "not_appealable"),
+        ({"at": T0 - 11 * 24 * HOUR}, "first_to_register", "appeal_window_closed"),
+    ],
+)
 def test_appeals_are_refused_with_their_reason(setup, rule, reason):
     w = World.of(claim("a"), claim("b", seq=1))
     cid = opened(w, "a", "b") if setup.get("by") == "conflict" else None
@@ -287,13 +315,16 @@ def run(commands) -> World:
         elif kind == "authority":
             level = arg
         elif kind == "decide":
-            decision = {"award-a": Decision("award", winner="a", rationale="r"),
-                        "award-b": Decision("award", winner="b", rationale="r"),
-                        "split": Decision("split", shares=(("a", 50), ("b", 50)), rationale="r"),
-                        "reject_all": Decision("reject_all", rationale="r")}[arg]
+            decision = {
+                "award-a": Decision("award", winner="a", rationale="r"),
+                "award-b": Decision("award", winner="b", rationale="r"),
+                "split": Decision("split", shares=(("a", 50), ("b", 50)), rationale="r"),
+                "reject_all": Decision("reject_all", rationale="r"),
+            }[arg]
             try:
-                w.apply(decisions.decide(d, w.listed(), decision, DEFAULT_POLICY, now, actor="x",
-                                         authority_level=level))
+                w.apply(
+                    decisions.decide(d, w.listed(), decision, DEFAULT_POLICY, now, actor="x", authority_level=level)
+                )
             except (AlreadyResolved, BelowLevel, DecisionInvalid):
                 pass
         else:

@@ -31,8 +31,9 @@ def test_the_table_is_large_and_has_unique_ids():
     assert {expected for *_, expected in IDENTITY_CASES} == {True, False}
 
 
-@pytest.mark.parametrize(("left", "right", "same_customer"), [case[1:] for case in IDENTITY_CASES],
-                         ids=[case[0] for case in IDENTITY_CASES])
+@pytest.mark.parametrize(
+    ("left", "right", "same_customer"), [case[1:] for case in IDENTITY_CASES], ids=[case[0] for case in IDENTITY_CASES]
+)
 def test_identity_table(left: Side, right: Side, same_customer: bool):
     forward = match_evidence(_identity(left), _identity(right), NAME_THRESHOLD)
     backward = match_evidence(_identity(right), _identity(left), NAME_THRESHOLD)
@@ -40,79 +41,88 @@ def test_identity_table(left: Side, right: Side, same_customer: bool):
     assert forward == backward
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("acme.com", "acme.com"),
-    ("eu.acme.com", "acme.com"),
-    ("acme.co.uk", "acme.co.uk"),
-    ("https://www.Acme.com/path", "acme.com"),
-    ("www.acme.co.uk:8080/x?y=1", "acme.co.uk"),
-    ("ftp://user:secret@files.acme.com:21/pub", "acme.com"),
-    ("mailto:jane@acme.com", "acme.com"),
-    ("Jane.Doe+deals@Sales.ACME.com", "acme.com"),
-    ("  acme.com.  ", "acme.com"),
-    ("umbrella.example", "umbrella.example"),
-    ("www.umbrella.example", "umbrella.example"),
-    ("acme.github.io", "acme.github.io"),
-    ("bücher.de", "xn--bcher-kva.de"),
-    ("https://WWW.XN--BCHER-KVA.DE/", "xn--bcher-kva.de"),
-    ("github.io", None),
-    ("co.uk", None),
-    ("com", None),
-    ("localhost", None),
-    ("api.localhost", None),
-    ("http://127.0.0.1:8000/", None),
-    ("[::1]", None),
-    ("https://[2001:db8::1]/x", None),
-    ("", None),
-    ("   ", None),
-    (None, None),
-    ("not a domain", None),
-    ("acme..com", None),
-    ("-acme.com", None),
-    ("http://", None),
-    ("https://[oops/", None),
-    ("a" * 64 + ".com", None),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("acme.com", "acme.com"),
+        ("eu.acme.com", "acme.com"),
+        ("acme.co.uk", "acme.co.uk"),
+        ("https://www.Acme.com/path", "acme.com"),
+        ("www.acme.co.uk:8080/x?y=1", "acme.co.uk"),
+        ("ftp://user:secret@files.acme.com:21/pub", "acme.com"),
+        ("mailto:jane@acme.com", "acme.com"),
+        ("Jane.Doe+deals@Sales.ACME.com", "acme.com"),
+        ("  acme.com.  ", "acme.com"),
+        ("umbrella.example", "umbrella.example"),
+        ("www.umbrella.example", "umbrella.example"),
+        ("acme.github.io", "acme.github.io"),
+        ("bücher.de", "xn--bcher-kva.de"),
+        ("https://WWW.XN--BCHER-KVA.DE/", "xn--bcher-kva.de"),
+        ("github.io", None),
+        ("co.uk", None),
+        ("com", None),
+        ("localhost", None),
+        ("api.localhost", None),
+        ("http://127.0.0.1:8000/", None),
+        ("[::1]", None),
+        ("https://[2001:db8::1]/x", None),
+        ("", None),
+        ("   ", None),
+        (None, None),
+        ("not a domain", None),
+        ("acme..com", None),
+        ("-acme.com", None),
+        ("http://", None),
+        ("https://[oops/", None),
+        ("a" * 64 + ".com", None),
+    ],
+)
 def test_registrable_domain(value: str | None, expected: str | None):
     assert registrable_domain(value) == expected
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("Acme Corporation", "acme"),
-    ("ACME Corp.", "acme"),
-    ("The Acme Company", "acme"),
-    ("Société Générale S.A.", "societe generale"),
-    ("Müller GmbH & Co. KG", "muller"),
-    ("Fiat S.p.A.", "fiat"),
-    ("Philips B.V.", "philips"),
-    ("Hitachi K.K.", "hitachi"),
-    ("Orlen Sp. z o.o.", "orlen"),
-    ("Novo Nordisk A/S", "novo nordisk"),
-    ("Acme Co., Ltd.", "acme"),
-    ("Smith & Sons", "smith and sons"),
-    ("O'Reilly Media, Inc.", "oreilly media"),
-    ("I.B.M.", "ibm"),
-    ("Ørsted", "orsted"),
-    ("SAS Institute Inc.", "sas institute"),
-    ("Acme Holdings", "acme holdings"),
-    ("Company Inc.", "company"),
-    ("Inc.", "inc"),
-    ("The", "the"),
-    ("  ", ""),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Acme Corporation", "acme"),
+        ("ACME Corp.", "acme"),
+        ("The Acme Company", "acme"),
+        ("Société Générale S.A.", "societe generale"),
+        ("Müller GmbH & Co. KG", "muller"),
+        ("Fiat S.p.A.", "fiat"),
+        ("Philips B.V.", "philips"),
+        ("Hitachi K.K.", "hitachi"),
+        ("Orlen Sp. z o.o.", "orlen"),
+        ("Novo Nordisk A/S", "novo nordisk"),
+        ("Acme Co., Ltd.", "acme"),
+        ("Smith & Sons", "smith and sons"),
+        ("O'Reilly Media, Inc.", "oreilly media"),
+        ("I.B.M.", "ibm"),
+        ("Ørsted", "orsted"),
+        ("SAS Institute Inc.", "sas institute"),
+        ("Acme Holdings", "acme holdings"),
+        ("Company Inc.", "company"),
+        ("Inc.", "inc"),
+        ("The", "the"),
+        ("  ", ""),
+    ],
+)
 def test_normalize_name(name: str, expected: str):
     assert normalize_name(name) == expected
 
 
-@pytest.mark.parametrize(("a", "b", "expected"), [
-    ("word", "two words", 0.36363637),  # the pg_trgm documentation's example
-    ("acme", "acme", 1.0),
-    ("acme", "ACME", 1.0),
-    ("acme", "", 0.0),
-    ("", "", 0.0),
-    ("ab_cd", "ab cd", 1.0),
-    ("acme widgets", "acme gadgets", 9 / 17),
-])
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ("word", "two words", 0.36363637),  # the pg_trgm documentation's example
+        ("acme", "acme", 1.0),
+        ("acme", "ACME", 1.0),
+        ("acme", "", 0.0),
+        ("", "", 0.0),
+        ("ab_cd", "ab cd", 1.0),
+        ("acme widgets", "acme gadgets", 9 / 17),
+    ],
+)
 def test_trigram_similarity_known_values(a: str, b: str, expected: float):
     assert trigram_similarity(a, b) == pytest.approx(expected, rel=1e-6)
 
@@ -124,8 +134,9 @@ def test_non_ascii_letters_separate_words_as_in_a_c_ctype_database():
 
 def test_identity_of_folds_each_key():
     identity = identity_of(" Acme, Inc. ", " us ", "https://www.acme.com/", "12-345-6789", "us-12-3456789")
-    assert identity == Identity(name_key="acme", country="US", domain="acme.com", duns="123456789",
-                                tax_id="US123456789")
+    assert identity == Identity(
+        name_key="acme", country="US", domain="acme.com", duns="123456789", tax_id="US123456789"
+    )
 
 
 def test_ignore_list_is_compared_in_registrable_form():
@@ -180,10 +191,40 @@ def test_registrable_domain_never_raises_on_text(value: str):
     assert result is None or (result == result.lower() and result.isascii())
 
 
-url_parts = st.sampled_from([
-    "http://", "https://", "//", "", "mailto:", "user@", "a:b@", "[", "]", ":", ":99999", ".", "..", "/",
-    "?", "#", "@", "%", "xn--", "-", "ü", "é", "com", "co.uk", "acme", "127.0.0.1", "::1", "\t", " ", "\x00",
-])
+url_parts = st.sampled_from(
+    [
+        "http://",
+        "https://",
+        "//",
+        "",
+        "mailto:",
+        "user@",
+        "a:b@",
+        "[",
+        "]",
+        ":",
+        ":99999",
+        ".",
+        "..",
+        "/",
+        "?",
+        "#",
+        "@",
+        "%",
+        "xn--",
+        "-",
+        "ü",
+        "é",
+        "com",
+        "co.uk",
+        "acme",
+        "127.0.0.1",
+        "::1",
+        "\t",
+        " ",
+        "\x00",
+    ]
+)
 
 
 @given(st.lists(url_parts, max_size=12).map("".join))

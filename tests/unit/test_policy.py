@@ -413,9 +413,7 @@ def test_without_a_minimum_any_currency_and_product_is_eligible() -> None:
     assert eligibility(with_rates, ["firewall"], Decimal("0"), "JPY") is None
 
 
-@pytest.mark.parametrize(
-    ("tier", "rank"), [("platinum", 0), ("gold", 1), ("registered", 3), ("diamond", 4), (None, 4)]
-)
+@pytest.mark.parametrize(("tier", "rank"), [("platinum", 0), ("gold", 1), ("registered", 3), ("diamond", 4), (None, 4)])
 def test_tier_rank_lower_is_better_and_unlisted_rank_last(tier: str | None, rank: int) -> None:
     assert tier_rank(DEFAULT_POLICY, tier) == rank
 
@@ -472,9 +470,7 @@ nested_keys = st.sampled_from(
 )
 policy_like = st.dictionaries(
     policy_keys,
-    json_values
-    | st.dictionaries(nested_keys, json_values, max_size=5)
-    | st.sampled_from(list(EXAMPLE.values())),
+    json_values | st.dictionaries(nested_keys, json_values, max_size=5) | st.sampled_from(list(EXAMPLE.values())),
     max_size=6,
 )
 

@@ -32,12 +32,17 @@ def test_approve_grants_the_tiers_window_with_review_approved():
     assert names(emits) == ["registration.approved", "ownership.granted"]
     status = emits[0].event
     assert (status.reason, status.rule, status.policy_version, status.decided_by) == (
-        "review_approved", "review", 3, "cm-anna")
+        "review_approved",
+        "review",
+        3,
+        "cm-anna",
+    )
     assert status.protected_until == T0 + HOUR + protection_window(ON, "gold")
 
 
-@pytest.mark.parametrize(("reason", "expected"), [(None, "review_rejected"),
-                                                  ("insufficient_information", "insufficient_information")])
+@pytest.mark.parametrize(
+    ("reason", "expected"), [(None, "review_rejected"), ("insufficient_information", "insufficient_information")]
+)
 def test_reject_records_its_reason(reason, expected):
     emits = review(waiting("info_requested"), "reject", ON, 0, T0 + HOUR, actor="cm", reason=reason)
     assert names(emits) == ["registration.rejected"] and emits[0].event.reason == expected
@@ -55,21 +60,26 @@ def test_only_a_registration_awaiting_review_can_be_reviewed(status):
     assert err.value.status == status
 
 
-@pytest.mark.parametrize(("action", "reason", "comment", "field"), [
-    ("request_info", None, None, "comment"),
-    ("request_info", None, "   ", "comment"),
-    ("approve", "review_rejected", None, "reason"),
-    ("reject", "sla_default", None, "reason"),
-    ("escalate", None, None, "action"),
-])
+@pytest.mark.parametrize(
+    ("action", "reason", "comment", "field"),
+    [
+        ("request_info", None, None, "comment"),
+        ("request_info", None, "   ", "comment"),
+        ("approve", "review_rejected", None, "reason"),
+        ("reject", "sla_default", None, "reason"),
+        ("escalate", None, None, "action"),
+    ],
+)
 def test_malformed_review_requests_name_their_field(action, reason, comment, field):
     with pytest.raises(ReviewInvalid) as err:
         review(waiting(), action, ON, 0, T0, actor="cm", reason=reason, comment=comment)
     assert [f for f, _ in err.value.errors] == [field]
 
 
-@pytest.mark.parametrize(("on_breach", "expected"), [("approve", ["registration.approved", "ownership.granted"]),
-                                                     ("reject", ["registration.rejected"])])
+@pytest.mark.parametrize(
+    ("on_breach", "expected"),
+    [("approve", ["registration.approved", "ownership.granted"]), ("reject", ["registration.rejected"])],
+)
 def test_the_sla_passing_unanswered_applies_on_breach(on_breach, expected):
     p = msgspec.structs.replace(ON, review=msgspec.structs.replace(ON.review, on_breach=on_breach))
     assert breach(waiting(), p, 0, T0 + 47 * HOUR) == []
@@ -90,8 +100,12 @@ def test_a_decided_registration_ignores_its_review_timer():
     assert breach(waiting("approved"), ON, 0, T0 + 48 * HOUR) == []
 
 
-STEPS = st.lists(st.tuples(st.sampled_from(["request_info", "answer", "approve", "reject", "tick"]),
-                           st.floats(min_value=0, max_value=60)), max_size=20)
+STEPS = st.lists(
+    st.tuples(
+        st.sampled_from(["request_info", "answer", "approve", "reject", "tick"]), st.floats(min_value=0, max_value=60)
+    ),
+    max_size=20,
+)
 
 
 def drive(steps, p: Policy = ON) -> World:

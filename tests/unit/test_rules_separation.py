@@ -20,8 +20,19 @@ ACME = identity_of("Acme", "US", "acme.com")
 
 
 def reg(claim_id: str, at: dt.datetime, status: str = "pending", **kw) -> Claim:
-    return Claim(claim_id=claim_id, kind="registration", program_id="p", identity=ACME, products=("firewall",),
-                 submitted_at=at, status=status, partner_id=f"partner-{claim_id}", tier="gold", deal_type="new", **kw)
+    return Claim(
+        claim_id=claim_id,
+        kind="registration",
+        program_id="p",
+        identity=ACME,
+        products=("firewall",),
+        submitted_at=at,
+        status=status,
+        partner_id=f"partner-{claim_id}",
+        tier="gold",
+        deal_type="new",
+        **kw,
+    )
 
 
 def rival(c: Claim, against: str) -> Rival:
@@ -30,8 +41,15 @@ def rival(c: Claim, against: str) -> Rival:
 
 def test_a_direct_deal_opened_after_the_claim_does_not_beat_it_and_incumbency_does_not_claim_it():
     mine = reg("mine", T0)
-    later_deal = Claim(claim_id="dd", kind="direct_deal", program_id="p", identity=ACME, products=("firewall",),
-                       submitted_at=T0 + dt.timedelta(hours=1), status="open")
+    later_deal = Claim(
+        claim_id="dd",
+        kind="direct_deal",
+        program_id="p",
+        identity=ACME,
+        products=("firewall",),
+        submitted_at=T0 + dt.timedelta(hours=1),
+        status="open",
+    )
     j = judge(Situation((mine,), (rival(later_deal, "mine"),)), DEFAULT_POLICY, T0)
     [outcome] = j.outcomes
     assert (outcome.status, outcome.reason, outcome.rule) == ("approved", "first_to_register", "first_to_register")
@@ -49,4 +67,3 @@ def test_a_late_comer_to_a_running_dispute_is_waitlisted_behind_it():
     assert [(o.claim.claim_id, o.status, o.reason) for o in j.outcomes] == [("late", "waitlisted", "first_to_register")]
     assert j.outcomes[0].behind.claim_id == "a"
     assert not j.conflict_claims
-

@@ -34,11 +34,20 @@ def conflict_view(row: asyncpg.Record) -> dict[str, Any]:
     """The shape of `GET /v1/conflicts/{id}` (SPEC section 5) from a `conflict.conflicts` row."""
     doc = msgspec.json.decode(row["doc"])
     return {
-        "id": row["conflict_id"], "program_id": row["program_id"], "state": row["state"],
-        "claims": doc.get("claims", []), "evidence": doc.get("evidence", []), "rule_trail": doc.get("rule_trail", []),
-        "policy_version": row["policy_version"], "level": row["level"], "authority_role": row["authority_role"],
-        "due_at": iso(row["due_at"]), "decision": doc.get("decision"), "appeals": doc.get("appeals", []),
-        "cause": doc.get("cause", "collision"), "opened_at": doc.get("opened_at"),
+        "id": row["conflict_id"],
+        "program_id": row["program_id"],
+        "state": row["state"],
+        "claims": doc.get("claims", []),
+        "evidence": doc.get("evidence", []),
+        "rule_trail": doc.get("rule_trail", []),
+        "policy_version": row["policy_version"],
+        "level": row["level"],
+        "authority_role": row["authority_role"],
+        "due_at": iso(row["due_at"]),
+        "decision": doc.get("decision"),
+        "appeals": doc.get("appeals", []),
+        "cause": doc.get("cause", "collision"),
+        "opened_at": doc.get("opened_at"),
     }
 
 
@@ -77,8 +86,14 @@ def _positive_int(field: str, text: str | None, default: int | None, high: int) 
     return int(text)
 
 
-def _filters(principal: Principal, program_id: str | None, state: str | None, level: str | None,
-             overdue: str | None, now: dt.datetime) -> tuple[list[str], list[Any]]:
+def _filters(
+    principal: Principal,
+    program_id: str | None,
+    state: str | None,
+    level: str | None,
+    overdue: str | None,
+    now: dt.datetime,
+) -> tuple[list[str], list[Any]]:
     """SQL conditions and their arguments for the list's query parameters (400 for a bad one)."""
     where: list[str] = []
     args: list[Any] = []
@@ -113,9 +128,13 @@ def _filters(principal: Principal, program_id: str | None, state: str | None, le
 
 @get("/v1/conflicts", tags=["conflicts"], summary="Conflicts, filtered and paginated (ops, authority, admin)")
 async def list_conflicts(
-    request: Request, program_id: str | None = None,
+    request: Request,
+    program_id: str | None = None,
     state_filter: Annotated[str | None, Parameter(query="state")] = None,  # `state` is litestar's own kwarg
-    level: str | None = None, overdue: str | None = None, limit: str | None = None, cursor: str | None = None,
+    level: str | None = None,
+    overdue: str | None = None,
+    limit: str | None = None,
+    cursor: str | None = None,
 ) -> Response:
     rt = runtime(request)
     principal = rt.principal(request)
@@ -125,8 +144,7 @@ async def list_conflicts(
     args.append(seq_of(cursor) if cursor else 0)
     where.append(f"seq > ${len(args)}")
     args.append(size + 1)
-    sql = (f"SELECT {_COLUMNS} FROM conflict.conflicts WHERE {' AND '.join(where)}"
-           f" ORDER BY seq LIMIT ${len(args)}")
+    sql = f"SELECT {_COLUMNS} FROM conflict.conflicts WHERE {' AND '.join(where)} ORDER BY seq LIMIT ${len(args)}"
     async with rt.pool.acquire() as conn:
         rows = await conn.fetch(sql, *args)
     page = rows[:size]
@@ -147,8 +165,11 @@ _TIMELINE = """
 """
 
 
-@get("/v1/conflicts/{conflict_id:str}/timeline", tags=["conflicts"],
-     summary="Everything that happened to a dispute and its claims, across both services, oldest first")
+@get(
+    "/v1/conflicts/{conflict_id:str}/timeline",
+    tags=["conflicts"],
+    summary="Everything that happened to a dispute and its claims, across both services, oldest first",
+)
 async def get_timeline(request: Request, conflict_id: str) -> Response:
     rt = runtime(request)
     principal = rt.principal(request)
@@ -157,16 +178,27 @@ async def get_timeline(request: Request, conflict_id: str) -> Response:
         row = await _visible(conn, principal, conflict_id)
         claims = await conn.fetch(
             "SELECT claim_id, kind FROM conflict.claims WHERE claim_id = ANY($1::text[]) OR conflict_id = $2",
-            [c["claim_id"] for c in msgspec.json.decode(row["doc"]).get("claims", [])], conflict_id,
+            [c["claim_id"] for c in msgspec.json.decode(row["doc"]).get("claims", [])],
+            conflict_id,
         )
         registrations = [f"registration-{c['claim_id']}" for c in claims if c["kind"] == "registration"]
-        own = [f"conflict-{conflict_id}", *(f"claim-{c['claim_id']}" for c in claims),
-               *(f"directdeal-{c['claim_id']}" for c in claims if c["kind"] == "direct_deal")]
+        own = [
+            f"conflict-{conflict_id}",
+            *(f"claim-{c['claim_id']}" for c in claims),
+            *(f"directdeal-{c['claim_id']}" for c in claims if c["kind"] == "direct_deal"),
+        ]
         events = await conn.fetch(_TIMELINE, registrations, own)
     items = [
-        {"time": iso(e["occurred_at"]), "type": e["event_type"], "actor": e["actor"],
-         "trace_id": trace_id(e["traceparent"]), "service": "conflict" if e["src"] else "registration",
-         "stream": e["stream_id"], "event_id": str(e["event_id"]), "data": msgspec.Raw(e["data"].encode())}
+        {
+            "time": iso(e["occurred_at"]),
+            "type": e["event_type"],
+            "actor": e["actor"],
+            "trace_id": trace_id(e["traceparent"]),
+            "service": "conflict" if e["src"] else "registration",
+            "stream": e["stream_id"],
+            "event_id": str(e["event_id"]),
+            "data": msgspec.Raw(e["data"].encode()),
+        }
         for e in events
     ]
     return json_response({"items": items})

@@ -44,16 +44,19 @@ async def _raw(request: Request) -> bytes:
     return raw
 
 
-@post("/v1/conflicts/{conflict_id:str}/decision", tags=["conflicts"], status_code=200,
-      summary="Decide a conflict (authority at its level or above, admin)")
+@post(
+    "/v1/conflicts/{conflict_id:str}/decision",
+    tags=["conflicts"],
+    status_code=200,
+    summary="Decide a conflict (authority at its level or above, admin)",
+)
 async def post_decision(request: Request, conflict_id: str) -> Response:
     rt = runtime(request)
     principal = rt.principal(request)
     require_role(principal, "authority", "admin")
     raw = await _raw(request)  # decoded once the caller is known to see the resource
     now = rt.clock()
-    meta = Metadata(correlation_id=conflict_id, actor=principal.subject,
-                    traceparent=request.headers.get("traceparent"))
+    meta = Metadata(correlation_id=conflict_id, actor=principal.subject, traceparent=request.headers.get("traceparent"))
     level = principal.level if principal.role == "authority" else None
     async with rt.pool.acquire() as conn, conn.transaction():
         found = await disputes.load(conn, conflict_id)
@@ -61,24 +64,34 @@ async def post_decision(request: Request, conflict_id: str) -> Response:
             raise not_found("conflict")
         body = decode_json(raw, DecisionIn)
         try:
-            resolved = await disputes.decide(conn, conflict_id, body.to_domain(), actor=principal.subject,
-                                             authority_level=level, now=now, meta=meta)
+            resolved = await disputes.decide(
+                conn, conflict_id, body.to_domain(), actor=principal.subject, authority_level=level, now=now, meta=meta
+            )
         except AlreadyResolved as e:
-            raise Problem(409, "conflict-resolved", "The conflict is already resolved", str(e),
-                          conflict_state="resolved") from e
+            raise Problem(
+                409, "conflict-resolved", "The conflict is already resolved", str(e), conflict_state="resolved"
+            ) from e
         except BelowLevel as e:
             raise forbidden(str(e)) from e
         except DecisionInvalid as e:
             raise validation_problem(e.errors) from e
-    return json_response({
-        "id": conflict_id, "program_id": resolved.program_id, "state": "resolved",
-        "decision": {
-            "outcome": resolved.outcome, "winner": resolved.winner,
-            "shares": [{"claim_id": s.claim_id, "percent": s.percent} for s in resolved.shares],
-            "rationale": resolved.rationale, "reason": resolved.reason, "level": resolved.level,
-            "decided_by": resolved.decided_by, "resolved_at": iso(resolved.resolved_at),
-        },
-    })
+    return json_response(
+        {
+            "id": conflict_id,
+            "program_id": resolved.program_id,
+            "state": "resolved",
+            "decision": {
+                "outcome": resolved.outcome,
+                "winner": resolved.winner,
+                "shares": [{"claim_id": s.claim_id, "percent": s.percent} for s in resolved.shares],
+                "rationale": resolved.rationale,
+                "reason": resolved.reason,
+                "level": resolved.level,
+                "decided_by": resolved.decided_by,
+                "resolved_at": iso(resolved.resolved_at),
+            },
+        }
+    )
 
 
 DECISION_ROUTES = [post_decision]

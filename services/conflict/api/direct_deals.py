@@ -29,8 +29,12 @@ class DirectDealIn(Body, kw_only=True):
     expected_close: dt.date | None = None
 
 
-@post("/v1/programs/{program_id:str}/direct-deals", tags=["direct deals"], status_code=201,
-      summary="Record the vendor's own deal (admin, integration)")
+@post(
+    "/v1/programs/{program_id:str}/direct-deals",
+    tags=["direct deals"],
+    status_code=201,
+    summary="Record the vendor's own deal (admin, integration)",
+)
 async def post_direct_deal(request: Request, program_id: str) -> Response:
     rt = runtime(request)
     principal = rt.principal(request)
@@ -48,9 +52,17 @@ async def post_direct_deal(request: Request, program_id: str) -> Response:
     meta = Metadata(actor=principal.subject, traceparent=request.headers.get("traceparent"))
     async with rt.pool.acquire() as conn, conn.transaction():
         event = await direct_deals.record_deal(
-            conn, program_id=program_id, customer=customer, products=body.products, owner=body.owner,
-            opened_on=body.opened_on, expected_close=body.expected_close, external_ref=body.external_ref,
-            actor=principal.subject, now=now, meta=meta,
+            conn,
+            program_id=program_id,
+            customer=customer,
+            products=body.products,
+            owner=body.owner,
+            opened_on=body.opened_on,
+            expected_close=body.expected_close,
+            external_ref=body.external_ref,
+            actor=principal.subject,
+            now=now,
+            meta=meta,
         )
     out = msgspec.to_builtins(event)
     out["id"] = event.direct_deal_id
@@ -59,8 +71,12 @@ async def post_direct_deal(request: Request, program_id: str) -> Response:
     return json_response(out, 201, {"Location": f"/v1/programs/{program_id}/direct-deals/{event.direct_deal_id}"})
 
 
-@delete("/v1/programs/{program_id:str}/direct-deals/{deal_id:str}", tags=["direct deals"], status_code=200,
-        summary="Release a direct deal (admin, integration)")
+@delete(
+    "/v1/programs/{program_id:str}/direct-deals/{deal_id:str}",
+    tags=["direct deals"],
+    status_code=200,
+    summary="Release a direct deal (admin, integration)",
+)
 async def delete_direct_deal(request: Request, program_id: str, deal_id: str) -> Response:
     rt = runtime(request)
     principal = rt.principal(request)

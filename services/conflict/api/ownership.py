@@ -18,8 +18,21 @@ from services.http.health import json_response, runtime
 from services.http.paging import bad_parameter
 
 _decoder = msgspec.json.Decoder(OwnershipChanged)
-ALL_STATUSES = ["pending", "pending_review", "info_requested", "under_review", "approved", "waitlisted", "rejected",
-                "expired", "withdrawn", "won", "lost", "open", "released"]
+ALL_STATUSES = [
+    "pending",
+    "pending_review",
+    "info_requested",
+    "under_review",
+    "approved",
+    "waitlisted",
+    "rejected",
+    "expired",
+    "withdrawn",
+    "won",
+    "lost",
+    "open",
+    "released",
+]
 
 
 def intervals(events: list[tuple[str, OwnershipChanged]]) -> list[tuple[dt.datetime, dt.datetime | None]]:
@@ -38,8 +51,13 @@ def intervals(events: list[tuple[str, OwnershipChanged]]) -> list[tuple[dt.datet
 
 @get("/v1/ownership", tags=["ownership"], summary="Who held a customer at an instant (ops, admin)")
 async def get_ownership(
-    request: Request, program_id: str, at: str, domain: str | None = None, duns: str | None = None,
-    name: str | None = None, country: str | None = None,
+    request: Request,
+    program_id: str,
+    at: str,
+    domain: str | None = None,
+    duns: str | None = None,
+    name: str | None = None,
+    country: str | None = None,
 ) -> Response:
     rt = runtime(request)
     principal = rt.principal(request)
@@ -56,10 +74,18 @@ async def get_ownership(
         raise bad_parameter("at", "must carry a time zone (Z or an offset)")
     async with rt.pool.acquire() as conn:
         policy, _ = await policy_store.in_force(conn, program_id)
-        probe_identity = identity_of(name or "", country or "", domain, duns, None,
-                                     ignore_domains=policy.match.ignore_domains)
-        probe = Claim(claim_id="", kind="probe", program_id=program_id, identity=probe_identity, products=(),
-                      submitted_at=instant, status="probe")
+        probe_identity = identity_of(
+            name or "", country or "", domain, duns, None, ignore_domains=policy.match.ignore_domains
+        )
+        probe = Claim(
+            claim_id="",
+            kind="probe",
+            program_id=program_id,
+            identity=probe_identity,
+            products=(),
+            submitted_at=instant,
+            status="probe",
+        )
         found = await claims_repo.candidates(conn, probe, policy, ALL_STATUSES)
         if name and not country:
             found += await _by_name_any_country(conn, program_id, probe_identity.name_key, policy)
@@ -73,21 +99,28 @@ async def get_ownership(
             owned = [(e.event_type, _decoder.decode(e.data)) for e in recorded if e.event_type.startswith("ownership.")]
             for start, end in intervals(owned):
                 if start <= instant and (end is None or instant < end):
-                    items.append({
-                        "claim_id": c.claim_id, "kind": c.kind,
-                        "registration_id": None if c.is_direct else c.claim_id,
-                        "partner_id": c.partner_id, "products": list(c.products), "from": iso(start), "until": iso(end),
-                    })
+                    items.append(
+                        {
+                            "claim_id": c.claim_id,
+                            "kind": c.kind,
+                            "registration_id": None if c.is_direct else c.claim_id,
+                            "partner_id": c.partner_id,
+                            "products": list(c.products),
+                            "from": iso(start),
+                            "until": iso(end),
+                        }
+                    )
     return json_response({"items": items})
 
 
 async def _by_name_any_country(conn, program_id: str, name_key: str, policy) -> list[Claim]:
-    await conn.execute("SELECT set_config('pg_trgm.similarity_threshold', $1, true)",
-                       str(policy.match.name_similarity))
+    await conn.execute("SELECT set_config('pg_trgm.similarity_threshold', $1, true)", str(policy.match.name_similarity))
     rows = await conn.fetch(
         f"SELECT {claims_repo._COLUMNS} FROM conflict.claims WHERE program_id = $1 AND name_key % $2"
         " AND similarity(name_key, $2) >= $3",
-        program_id, name_key, policy.match.name_similarity,
+        program_id,
+        name_key,
+        policy.match.name_similarity,
     )
     return [claims_repo.to_claim(r) for r in rows]
 

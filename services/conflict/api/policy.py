@@ -37,9 +37,14 @@ async def put_policy(request: Request, program_id: str) -> Response:
         await lock_program(conn, program_id)
         version = await policy_store.next_version(conn, program_id)
         emit = policy_store.publication(program_id, policy, version, principal.subject, now)
-        await record(conn, [emit], cause_id=f"policy:{program_id}:{version}", now=now,
-                     meta=Metadata(actor=principal.subject, traceparent=request.headers.get("traceparent")),
-                     program_id=program_id)
+        await record(
+            conn,
+            [emit],
+            cause_id=f"policy:{program_id}:{version}",
+            now=now,
+            meta=Metadata(actor=principal.subject, traceparent=request.headers.get("traceparent")),
+            program_id=program_id,
+        )
     body = {"program_id": program_id, "version": version, "published_at": iso(now), "policy": policy_to_json(policy)}
     return json_response(body, 200, {"ETag": f'"{version}"'})
 
@@ -53,8 +58,10 @@ async def get_policy(request: Request, program_id: str) -> Response:
     require_program(principal, program_id, "program")
     async with rt.pool.acquire() as conn:
         policy, version = await policy_store.in_force(conn, program_id)
-    return json_response({"program_id": program_id, "version": version, "policy": policy_to_json(policy)},
-                         headers={"ETag": f'"{version}"'})
+    return json_response(
+        {"program_id": program_id, "version": version, "policy": policy_to_json(policy)},
+        headers={"ETag": f'"{version}"'},
+    )
 
 
 POLICY_ROUTES = [put_policy, get_policy]

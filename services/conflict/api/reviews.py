@@ -30,9 +30,11 @@ class ReviewIn(Body, kw_only=True):
 
 @get("/v1/reviews", tags=["reviews"], summary="Registrations awaiting review, oldest first (authority, admin)")
 async def list_reviews(
-    request: Request, program_id: str | None = None,
+    request: Request,
+    program_id: str | None = None,
     state_filter: Annotated[str | None, Parameter(query="state")] = None,  # `state` is litestar's own kwarg
-    limit: int = 50, cursor: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
 ) -> Response:
     rt = runtime(request)
     principal = rt.principal(request)
@@ -55,16 +57,21 @@ async def list_reviews(
     return json_response({"items": items, "next_cursor": cursor_after(more) if more is not None else None})
 
 
-@post("/v1/reviews/{registration_id:str}", tags=["reviews"], status_code=200,
-      summary="Approve, reject or ask for information on a registration awaiting review (authority, admin)")
+@post(
+    "/v1/reviews/{registration_id:str}",
+    tags=["reviews"],
+    status_code=200,
+    summary="Approve, reject or ask for information on a registration awaiting review (authority, admin)",
+)
 async def post_review(request: Request, registration_id: str) -> Response:
     rt = runtime(request)
     principal = rt.principal(request)
     require_role(principal, *REVIEWERS)
     raw = await _raw(request)  # decoded once the caller is known to see the resource
     now = rt.clock()
-    meta = Metadata(correlation_id=registration_id, actor=principal.subject,
-                    traceparent=request.headers.get("traceparent"))
+    meta = Metadata(
+        correlation_id=registration_id, actor=principal.subject, traceparent=request.headers.get("traceparent")
+    )
     async with rt.pool.acquire() as conn, conn.transaction():
         claim = await reviews.awaiting(conn, registration_id)
         if claim is None:
@@ -72,17 +79,36 @@ async def post_review(request: Request, registration_id: str) -> Response:
         require_program(principal, claim.program_id, "registration")
         body = decode_json(raw, ReviewIn)
         try:
-            event = await reviews.act(conn, claim, body.action, actor=principal.subject, now=now, meta=meta,
-                                      reason=body.reason, comment=body.comment)
+            event = await reviews.act(
+                conn,
+                claim,
+                body.action,
+                actor=principal.subject,
+                now=now,
+                meta=meta,
+                reason=body.reason,
+                comment=body.comment,
+            )
         except NotAwaitingReview as e:
-            raise Problem(409, "not-awaiting-review", "The registration is not awaiting review", str(e),
-                          registration_status=e.status) from e
+            raise Problem(
+                409,
+                "not-awaiting-review",
+                "The registration is not awaiting review",
+                str(e),
+                registration_status=e.status,
+            ) from e
         except ReviewInvalid as e:
             raise validation_problem(e.errors) from e
     out = {
-        "registration_id": registration_id, "program_id": event.program_id, "action": body.action,
-        "status": event.status, "status_reason": event.reason, "comment": event.comment,
-        "protected_until": iso(event.protected_until), "decided_by": principal.subject, "decided_at": iso(now),
+        "registration_id": registration_id,
+        "program_id": event.program_id,
+        "action": body.action,
+        "status": event.status,
+        "status_reason": event.reason,
+        "comment": event.comment,
+        "protected_until": iso(event.protected_until),
+        "decided_by": principal.subject,
+        "decided_at": iso(now),
     }
     return json_response(out)
 

@@ -40,8 +40,15 @@ def refusal(claim: Claim, reason: str, version: int, now: dt.datetime) -> list[E
 
 
 def appeal(
-    claim: Claim, decided_rule: str | None, policy: Policy, now: dt.datetime, *, cause_id: str,
-    beaten_by: tuple[Rival, ...] = (), dispute: Dispute | None = None, reason: str | None = None,
+    claim: Claim,
+    decided_rule: str | None,
+    policy: Policy,
+    now: dt.datetime,
+    *,
+    cause_id: str,
+    beaten_by: tuple[Rival, ...] = (),
+    dispute: Dispute | None = None,
+    reason: str | None = None,
 ) -> list[Emit]:
     """The events an appeal of `claim`'s last decision causes: accepted, or refused with its reason.
 
@@ -52,9 +59,14 @@ def appeal(
     version = claim.policy_version
     by_conflict = claim.decided_by == "conflict"
     level = _level(claim, decided_rule, dispute) if by_conflict or decided_rule == "review" else 1
-    if (claim.is_direct or claim.status not in APPEALABLE or claim.decided_at is None
-            or decided_rule in UNAPPEALABLE_RULES or (by_conflict and dispute is None)
-            or level > final_level(policy)):
+    if (
+        claim.is_direct
+        or claim.status not in APPEALABLE
+        or claim.decided_at is None
+        or decided_rule in UNAPPEALABLE_RULES
+        or (by_conflict and dispute is None)
+        or level > final_level(policy)
+    ):
         return refusal(claim, "not_appealable", version, now)
     if claim.appeals >= policy.appeal.max_appeals:
         return refusal(claim, "appeal_limit_reached", version, now)
@@ -83,27 +95,44 @@ def _reopen(claim: Claim, d: Dispute, level: int, policy: Policy, now: dt.dateti
     if d.state == "escalated":
         return [_under_review(claim, d.conflict_id, d.policy_version, now)]
     return [
-        Emit(conflict_stream(d.conflict_id), "conflict.reopened", ConflictReopened(
-            conflict_id=d.conflict_id, program_id=d.program_id, appealed_registration_id=claim.claim_id,
-            reason=reason, level=level, reopened_at=now,
-        )),
+        Emit(
+            conflict_stream(d.conflict_id),
+            "conflict.reopened",
+            ConflictReopened(
+                conflict_id=d.conflict_id,
+                program_id=d.program_id,
+                appealed_registration_id=claim.claim_id,
+                reason=reason,
+                level=level,
+                reopened_at=now,
+            ),
+        ),
         escalated(d, level, policy, now),
         _under_review(claim, d.conflict_id, d.policy_version, now),
     ]
 
 
 def _open(
-    claim: Claim, decided_rule: str | None, beaten_by: tuple[Rival, ...], policy: Policy, now: dt.datetime,
-    cause_id: str, level: int,
+    claim: Claim,
+    decided_rule: str | None,
+    beaten_by: tuple[Rival, ...],
+    policy: Policy,
+    now: dt.datetime,
+    cause_id: str,
+    level: int,
 ) -> list[Emit]:
     judgement = Judgement(
-        trail=(RuleVerdict(rule="appeal", verdict="decided",
-                           detail=f"appeal of a {claim.status} decision by {decided_rule or 'a rule'}"),),
+        trail=(
+            RuleVerdict(
+                rule="appeal",
+                verdict="decided",
+                detail=f"appeal of a {claim.status} decision by {decided_rule or 'a rule'}",
+            ),
+        ),
         evidence=tuple(r.evidence for r in beaten_by),
     )
     claims = (claim, *(r.claim for r in beaten_by))
-    emits = open_conflict(claims, judgement, policy, claim.policy_version, now, cause_id, cause="appeal",
-                          level=level)
+    emits = open_conflict(claims, judgement, policy, claim.policy_version, now, cause_id, cause="appeal", level=level)
     opened = emits[0].event.conflict_id
     # open_conflict puts every waiting claim under review; here only the appellant waits, and its
     # status records the appeal

@@ -113,7 +113,13 @@ def _share_errors(shares: tuple[tuple[str, int], ...], party) -> list[tuple[str,
 
 
 def decide(
-    d: Dispute, claims: list[Claim], decision: Decision, policy: Policy, now: dt.datetime, *, actor: str,
+    d: Dispute,
+    claims: list[Claim],
+    decision: Decision,
+    policy: Policy,
+    now: dt.datetime,
+    *,
+    actor: str,
     authority_level: int | None,
 ) -> list[Emit]:
     """An authority's decision (`authority_level` None: an admin), checked, as the events it causes.
@@ -133,12 +139,20 @@ def decide(
 
 
 def resolve(
-    d: Dispute, claims: list[Claim], decision: Decision, policy: Policy, now: dt.datetime, *, actor: str,
-    reason: str, level: int,
+    d: Dispute,
+    claims: list[Claim],
+    decision: Decision,
+    policy: Policy,
+    now: dt.datetime,
+    *,
+    actor: str,
+    reason: str,
+    level: int,
 ) -> list[Emit]:
     """Every event of a (valid) decision: the claims' statuses and ownership, then `conflict.resolved`."""
-    parties = sorted((c for c in claims if c.claim_id in d.claim_ids and contending(c)),
-                     key=lambda c: (c.submitted_at, c.seq))
+    parties = sorted(
+        (c for c in claims if c.claim_id in d.claim_ids and contending(c)), key=lambda c: (c.submitted_at, c.seq)
+    )
     shares = dict(decision.shares)
     until = None
     if decision.outcome == "split":
@@ -152,29 +166,89 @@ def resolve(
         elif decision.outcome == "split" and c.claim_id in shares:
             out += _approve(d, c, policy, now, reason, actor, shares[c.claim_id], until)
         else:
-            out.append(status_event(c, "rejected", reason, now, rule=_RULE[reason], version=d.policy_version,
-                                    conflict_id=d.conflict_id, decided_by=actor))
+            out.append(
+                status_event(
+                    c,
+                    "rejected",
+                    reason,
+                    now,
+                    rule=_RULE[reason],
+                    version=d.policy_version,
+                    conflict_id=d.conflict_id,
+                    decided_by=actor,
+                )
+            )
             out += release(c, reason, now)
-    out.append(Emit(conflict_stream(d.conflict_id), "conflict.resolved", ConflictResolved(
-        conflict_id=d.conflict_id, program_id=d.program_id, outcome=decision.outcome, winner=decision.winner,
-        shares=[Share(claim_id=k, percent=v) for k, v in decision.shares], rationale=decision.rationale,
-        reason=reason, level=level, decided_by=actor, resolved_at=now,
-    )))
+    out.append(
+        Emit(
+            conflict_stream(d.conflict_id),
+            "conflict.resolved",
+            ConflictResolved(
+                conflict_id=d.conflict_id,
+                program_id=d.program_id,
+                outcome=decision.outcome,
+                winner=decision.winner,
+                shares=[Share(claim_id=k, percent=v) for k, v in decision.shares],
+                rationale=decision.rationale,
+                reason=reason,
+                level=level,
+                decided_by=actor,
+                resolved_at=now,
+            ),
+        )
+    )
     return out
 
 
 def _approve(
-    d: Dispute, c: Claim, policy: Policy, now: dt.datetime, reason: str, actor: str, attribution: int | None,
+    d: Dispute,
+    c: Claim,
+    policy: Policy,
+    now: dt.datetime,
+    reason: str,
+    actor: str,
+    attribution: int | None,
     until: dt.datetime | None,
 ) -> list[Emit]:
     rule, version = _RULE[reason], d.policy_version
     if c.status == "approved":
         if attribution is None and c.attribution_percent is None:  # the holder keeps its window as it is
-            return [status_event(c, "approved", reason, now, rule=rule, version=version,
-                                 protected_until=c.protected_until, conflict_id=d.conflict_id, decided_by=actor)]
+            return [
+                status_event(
+                    c,
+                    "approved",
+                    reason,
+                    now,
+                    rule=rule,
+                    version=version,
+                    protected_until=c.protected_until,
+                    conflict_id=d.conflict_id,
+                    decided_by=actor,
+                )
+            ]
         # its grant changes (a share, or a whole award after a split): the old one ends now
         out = release(c, reason, now)
-        return out + approval(c, reason, rule, policy, version, now, attribution=attribution,
-                              until=until or c.protected_until, conflict_id=d.conflict_id, decided_by=actor)
-    return approval(c, reason, rule, policy, version, now, attribution=attribution, until=until,
-                    conflict_id=d.conflict_id, decided_by=actor)
+        return out + approval(
+            c,
+            reason,
+            rule,
+            policy,
+            version,
+            now,
+            attribution=attribution,
+            until=until or c.protected_until,
+            conflict_id=d.conflict_id,
+            decided_by=actor,
+        )
+    return approval(
+        c,
+        reason,
+        rule,
+        policy,
+        version,
+        now,
+        attribution=attribution,
+        until=until,
+        conflict_id=d.conflict_id,
+        decided_by=actor,
+    )

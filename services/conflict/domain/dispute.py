@@ -52,8 +52,14 @@ def evolve(state: Dispute | None, e: msgspec.Struct) -> Dispute | None:
     """The dispute after one of its events (events about something else leave it as it is)."""
     match e:
         case ConflictOpened():
-            return Dispute(conflict_id=e.conflict_id, program_id=e.program_id, policy_version=e.policy_version,
-                           cause=e.cause, claims=tuple(e.claims), opened_at=e.opened_at)
+            return Dispute(
+                conflict_id=e.conflict_id,
+                program_id=e.program_id,
+                policy_version=e.policy_version,
+                cause=e.cause,
+                claims=tuple(e.claims),
+                opened_at=e.opened_at,
+            )
         case _ if state is None:
             return None
         case ConflictEscalated():
@@ -61,8 +67,14 @@ def evolve(state: Dispute | None, e: msgspec.Struct) -> Dispute | None:
         case SlaBreached():
             return replace(state, breaches=state.breaches + 1)
         case ConflictResolved():
-            return replace(state, state="resolved", due_at=None, decided_level=e.level, decision=e,
-                           resolutions=state.resolutions + 1)
+            return replace(
+                state,
+                state="resolved",
+                due_at=None,
+                decided_level=e.level,
+                decision=e,
+                resolutions=state.resolutions + 1,
+            )
         case ConflictReopened():
             return replace(state, state="escalated", level=e.level, due_at=None, reopenings=state.reopenings + 1)
     return state
@@ -74,5 +86,3 @@ def fold(events: Iterable[msgspec.Struct]) -> Dispute | None:
     for e in events:
         state = evolve(state, e)
     return state
-
-

@@ -21,11 +21,18 @@ from services.conflict.domain.policy import Policy, escalation_level, final_leve
 
 def escalated(d: Dispute, level: int, policy: Policy, now: dt.datetime) -> Emit:
     """`conflict.escalated` to `level`, due one SLA of that level after `now`."""
-    return Emit(conflict_stream(d.conflict_id), "conflict.escalated", ConflictEscalated(
-        conflict_id=d.conflict_id, program_id=d.program_id, level=level,
-        authority_role=escalation_level(policy, level).role, due_at=now + sla_for_level(policy, level),
-        escalated_at=now,
-    ))
+    return Emit(
+        conflict_stream(d.conflict_id),
+        "conflict.escalated",
+        ConflictEscalated(
+            conflict_id=d.conflict_id,
+            program_id=d.program_id,
+            level=level,
+            authority_role=escalation_level(policy, level).role,
+            due_at=now + sla_for_level(policy, level),
+            escalated_at=now,
+        ),
+    )
 
 
 def sla_due(d: Dispute, level: int, now: dt.datetime) -> bool:
@@ -41,13 +48,24 @@ def breach(d: Dispute, level: int, claims: list[Claim], policy: Policy, now: dt.
         return []
     due = d.due_at
     assert due is not None
-    out = [Emit(conflict_stream(d.conflict_id), "sla.breached", SlaBreached(
-        program_id=d.program_id, conflict_id=d.conflict_id, level=level, due_at=due, breached_at=due,
-    ))]
+    out = [
+        Emit(
+            conflict_stream(d.conflict_id),
+            "sla.breached",
+            SlaBreached(
+                program_id=d.program_id,
+                conflict_id=d.conflict_id,
+                level=level,
+                due_at=due,
+                breached_at=due,
+            ),
+        )
+    ]
     if level < final_level(policy):
         return [*out, escalated(d, level + 1, policy, due)]
-    return out + resolve(d, claims, final_default(claims, policy), policy, due, actor="scheduler",
-                         reason="sla_default", level=level)
+    return out + resolve(
+        d, claims, final_default(claims, policy), policy, due, actor="scheduler", reason="sla_default", level=level
+    )
 
 
 def final_default(claims: list[Claim], policy: Policy) -> Decision:
@@ -63,6 +81,6 @@ def final_default(claims: list[Claim], policy: Policy) -> Decision:
         first = min(left, key=lambda c: (tier_rank(policy, c.tier), c.submitted_at, c.seq))
     else:
         first = min(left, key=lambda c: (c.submitted_at, c.seq))
-    return Decision("award", winner=first.claim_id,
-                    rationale=f"the last escalation level's SLA passed: {policy.on_final_breach}")
-
+    return Decision(
+        "award", winner=first.claim_id, rationale=f"the last escalation level's SLA passed: {policy.on_final_breach}"
+    )

@@ -89,9 +89,7 @@ _APOSTROPHES = re.compile(r"['\u2019\u02bc`\u00b4]")
 _INITIALS = re.compile(r"(?<!\w)\w(?:[./]\w)+\.?(?!\w)")
 _NON_WORD = re.compile(r"[\W_]+")
 # Letters NFKD does not decompose into a base letter and a mark (\u0131: dotless i).
-_LETTERS = str.maketrans(
-    {"ø": "o", "æ": "ae", "œ": "oe", "đ": "d", "ð": "d", "ł": "l", "þ": "th", "\u0131": "i"}
-)
+_LETTERS = str.maketrans({"ø": "o", "æ": "ae", "œ": "oe", "đ": "d", "ð": "d", "ł": "l", "þ": "th", "\u0131": "i"})
 
 
 def _fold(text: str) -> list[str]:

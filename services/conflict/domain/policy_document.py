@@ -52,9 +52,7 @@ def parse_policy_document(raw: bytes) -> Policy:
     if errors:
         raise PolicyInvalid(errors)
     # Domains compare case-insensitively; store them folded once.
-    match = msgspec.structs.replace(
-        policy.match, ignore_domains=[d.lower() for d in policy.match.ignore_domains]
-    )
+    match = msgspec.structs.replace(policy.match, ignore_domains=[d.lower() for d in policy.match.ignore_domains])
     return msgspec.structs.replace(policy, match=match)
 
 

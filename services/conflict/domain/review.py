@@ -55,8 +55,15 @@ def review_errors(action: str, reason: str | None, comment: str | None) -> list[
 
 
 def review(
-    claim: Claim, action: str, policy: Policy, version: int, now: dt.datetime, *, actor: str,
-    reason: str | None = None, comment: str | None = None,
+    claim: Claim,
+    action: str,
+    policy: Policy,
+    version: int,
+    now: dt.datetime,
+    *,
+    actor: str,
+    reason: str | None = None,
+    comment: str | None = None,
 ) -> list[Emit]:
     """A reviewer's action on a registration awaiting review, as the events it causes.
 
@@ -72,10 +79,23 @@ def review(
     if action == "approve":
         return approval(claim, "review_approved", "review", policy, version, now, decided_by=actor)
     if action == "reject":
-        return [status_event(claim, "rejected", reason or "review_rejected", now, rule="review", version=version,
-                             comment=comment, decided_by=actor)]
-    return [status_event(claim, "info_requested", None, now, rule="review", version=version, comment=comment,
-                         decided_by=actor)]
+        return [
+            status_event(
+                claim,
+                "rejected",
+                reason or "review_rejected",
+                now,
+                rule="review",
+                version=version,
+                comment=comment,
+                decided_by=actor,
+            )
+        ]
+    return [
+        status_event(
+            claim, "info_requested", None, now, rule="review", version=version, comment=comment, decided_by=actor
+        )
+    ]
 
 
 def sla_lapsed(claim: Claim, policy: Policy, now: dt.datetime) -> bool:
@@ -94,5 +114,6 @@ def breach(claim: Claim, policy: Policy, version: int, now: dt.datetime) -> list
         return []
     if policy.review.on_breach == "approve":
         return approval(claim, "review_deemed_approved", "review", policy, version, now, decided_by="scheduler")
-    return [status_event(claim, "rejected", "review_rejected", now, rule="review", version=version,
-                         decided_by="scheduler")]
+    return [
+        status_event(claim, "rejected", "review_rejected", now, rule="review", version=version, decided_by="scheduler")
+    ]

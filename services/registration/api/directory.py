@@ -15,7 +15,9 @@ from services.registration.api.schemas import PartnerIn, ProgramIn
 
 
 def check_ids(**ids: str) -> None:
-    errors = [(name, "must match [a-z0-9][a-z0-9_-]{0,63}") for name, value in ids.items() if not ID_PATTERN.match(value)]
+    errors = [
+        (name, "must match [a-z0-9][a-z0-9_-]{0,63}") for name, value in ids.items() if not ID_PATTERN.match(value)
+    ]
     if errors:
         raise validation_problem(errors)
 

@@ -17,7 +17,10 @@ def to_problem(err: DomainError | ConcurrencyError) -> Problem:
     match err:
         case TransitionForbidden():
             return Problem(
-                409, "transition-forbidden", "The registration's status does not allow this", str(err),
+                409,
+                "transition-forbidden",
+                "The registration's status does not allow this",
+                str(err),
                 registration_status=err.status,
             )
         case InvalidTerms():
@@ -26,7 +29,10 @@ def to_problem(err: DomainError | ConcurrencyError) -> Problem:
             return Problem(403, "partner-not-enrolled", "The partner is not enrolled in the program", str(err))
         case DuplicateExternalRef():
             return Problem(
-                409, "duplicate-external-ref", "external_ref is already in use", str(err),
+                409,
+                "duplicate-external-ref",
+                "external_ref is already in use",
+                str(err),
                 existing_registration_id=err.existing_id,
             )
         case ConcurrencyError():

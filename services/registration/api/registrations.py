@@ -64,8 +64,13 @@ def _storable(text: str) -> bool:
 
 def _text_param(name: str, value: str | None) -> str | None:
     if value is not None and not _storable(value):
-        raise Problem(400, "invalid-parameter", "A parameter is not valid", f"{name} is not valid text",
-                      errors=[{"field": name, "message": "must not contain NUL or unpaired surrogates"}])
+        raise Problem(
+            400,
+            "invalid-parameter",
+            "A parameter is not valid",
+            f"{name} is not valid text",
+            errors=[{"field": name, "message": "must not contain NUL or unpaired surrogates"}],
+        )
     return value
 
 
@@ -133,11 +138,17 @@ async def submit(request: Request) -> Response:
 def _replay(stored: idempotency.StoredResponse, digest: str) -> Response:
     if stored.request_hash != digest:
         raise Problem(
-            422, "idempotency-key-reused", "Idempotency-Key was used with another body",
+            422,
+            "idempotency-key-reused",
+            "Idempotency-Key was used with another body",
             "an Idempotency-Key may only be retried with the same request body",
         )
-    return Response(content=stored.body, status_code=stored.status_code, media_type="application/json",
-                    headers={**stored.headers, "Idempotent-Replayed": "true"})
+    return Response(
+        content=stored.body,
+        status_code=stored.status_code,
+        media_type="application/json",
+        headers={**stored.headers, "Idempotent-Replayed": "true"},
+    )
 
 
 @get("/v1/registrations/{registration_id:str}", tags=["registrations"], summary="A registration")
@@ -183,7 +194,11 @@ async def get_history(request: Request, registration_id: str) -> Response:
     return json_response({"items": [views.history_item(e, d) for e, d in events]}, headers=_etag(state.version))
 
 
-@get("/v1/registrations", tags=["registrations"], summary="List registrations (own for partners, the program's for staff)")
+@get(
+    "/v1/registrations",
+    tags=["registrations"],
+    summary="List registrations (own for partners, the program's for staff)",
+)
 async def list_registrations(
     request: Request,
     status: str | None = None,
@@ -196,10 +211,19 @@ async def list_registrations(
     principal = rt.principal(request)
     require_role(principal, *READERS)
     if not 1 <= limit <= 500:
-        raise Problem(400, "invalid-parameter", "A parameter is not valid", "limit must be 1 to 500",
-                      errors=[{"field": "limit", "message": "must be between 1 and 500"}])
-    for name, value in (("status", status), ("external_ref", external_ref), ("program_id", program_id),
-                        ("cursor", cursor)):
+        raise Problem(
+            400,
+            "invalid-parameter",
+            "A parameter is not valid",
+            "limit must be 1 to 500",
+            errors=[{"field": "limit", "message": "must be between 1 and 500"}],
+        )
+    for name, value in (
+        ("status", status),
+        ("external_ref", external_ref),
+        ("program_id", program_id),
+        ("cursor", cursor),
+    ):
         _text_param(name, value)
     where, args = _scope(principal, program_id)
     after = seq_of(cursor) if cursor else 0
@@ -210,8 +234,10 @@ async def list_registrations(
             args.append(value)
             where.append(f"{column} = ${len(args)}")
     args.append(limit + 1)
-    sql = (f"SELECT seq, resource::text FROM registration.registrations WHERE {' AND '.join(where)}"
-           f" ORDER BY seq LIMIT ${len(args)}")
+    sql = (
+        f"SELECT seq, resource::text FROM registration.registrations WHERE {' AND '.join(where)}"
+        f" ORDER BY seq LIMIT ${len(args)}"
+    )
     async with rt.pool.acquire() as conn:
         rows = await conn.fetch(sql, *args)
     page = rows[:limit]
@@ -254,8 +280,12 @@ async def amend(request: Request, registration_id: str) -> Response:
         expected = _if_match(request)
         body = decode_json(raw, RegistrationPatch)
         if expected != state.version:
-            raise Problem(412, "stale-version", "The registration changed meanwhile",
-                          f"it is at version {state.version}; reload it and try again")
+            raise Problem(
+                412,
+                "stale-version",
+                "The registration changed meanwhile",
+                f"it is at version {state.version}; reload it and try again",
+            )
         unset = msgspec.UNSET
         change = decide.Amendment(
             customer=body.customer.to_domain() if body.customer is not unset else None,
@@ -291,29 +321,56 @@ async def _act(request: Request, registration_id: str, body_type: type, act) -> 
 
 @post("/v1/registrations/{registration_id:str}/withdraw", tags=["registrations"], status_code=200)
 async def withdraw(request: Request, registration_id: str) -> Response:
-    return await _act(request, registration_id, ReasonIn,
-                      lambda s, b, a, now: ("registration.withdrawn", decide.withdraw(s, b.reason, a, now)))
+    return await _act(
+        request,
+        registration_id,
+        ReasonIn,
+        lambda s, b, a, now: ("registration.withdrawn", decide.withdraw(s, b.reason, a, now)),
+    )
 
 
 @post("/v1/registrations/{registration_id:str}/extension", tags=["registrations"], status_code=200)
 async def extension(request: Request, registration_id: str) -> Response:
-    return await _act(request, registration_id, ReasonIn,
-                      lambda s, b, a, now: ("registration.extension_requested",
-                                            decide.request_extension(s, b.reason, a, now)))
+    return await _act(
+        request,
+        registration_id,
+        ReasonIn,
+        lambda s, b, a, now: ("registration.extension_requested", decide.request_extension(s, b.reason, a, now)),
+    )
 
 
 @post("/v1/registrations/{registration_id:str}/outcome", tags=["registrations"], status_code=200)
 async def outcome(request: Request, registration_id: str) -> Response:
-    return await _act(request, registration_id, OutcomeIn,
-                      lambda s, b, a, now: ("registration.outcome_reported",
-                                            decide.report_outcome(s, b.result, b.amount, b.closed_on, a, now)))
+    return await _act(
+        request,
+        registration_id,
+        OutcomeIn,
+        lambda s, b, a, now: (
+            "registration.outcome_reported",
+            decide.report_outcome(s, b.result, b.amount, b.closed_on, a, now),
+        ),
+    )
 
 
 @post("/v1/registrations/{registration_id:str}/appeal", tags=["registrations"], status_code=200)
 async def appeal(request: Request, registration_id: str) -> Response:
-    return await _act(request, registration_id, AppealIn,
-                      lambda s, b, a, now: ("registration.appealed", decide.appeal(s, b.reason, a, now)))
+    return await _act(
+        request,
+        registration_id,
+        AppealIn,
+        lambda s, b, a, now: ("registration.appealed", decide.appeal(s, b.reason, a, now)),
+    )
 
 
-REGISTRATION_ROUTES = [submit, get_one, get_decision, get_history, list_registrations, amend,
-                       withdraw, extension, outcome, appeal]
+REGISTRATION_ROUTES = [
+    submit,
+    get_one,
+    get_decision,
+    get_history,
+    list_registrations,
+    amend,
+    withdraw,
+    extension,
+    outcome,
+    appeal,
+]

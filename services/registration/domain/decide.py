@@ -56,7 +56,11 @@ def _check(errors: list[tuple[str, str]]) -> None:
 
 
 def submit(registration_id: str, partner: Partner, terms: Terms, actor: str, now: dt.datetime) -> RegistrationSubmitted:
-    _check(customer_errors(terms.customer) + product_errors(terms.products) + money_errors("estimated_value", terms.estimated_value))
+    _check(
+        customer_errors(terms.customer)
+        + product_errors(terms.products)
+        + money_errors("estimated_value", terms.estimated_value)
+    )
     return RegistrationSubmitted(
         registration_id=registration_id,
         program_id=partner.program_id,
@@ -125,8 +129,12 @@ def withdraw(state: Registration, reason: str | None, actor: str, now: dt.dateti
     if state.status not in LIVE:
         raise TransitionForbidden("withdraw", state.status)
     return RegistrationWithdrawn(
-        registration_id=state.id, program_id=state.program_id, partner_id=state.partner_id,
-        withdrawn_by=actor, reason=reason, withdrawn_at=now,
+        registration_id=state.id,
+        program_id=state.program_id,
+        partner_id=state.partner_id,
+        withdrawn_by=actor,
+        reason=reason,
+        withdrawn_at=now,
     )
 
 
@@ -134,8 +142,12 @@ def request_extension(state: Registration, reason: str | None, actor: str, now: 
     if state.status != "approved":
         raise TransitionForbidden("request an extension for", state.status)
     return ExtensionRequested(
-        registration_id=state.id, program_id=state.program_id, partner_id=state.partner_id,
-        requested_by=actor, reason=reason, requested_at=now,
+        registration_id=state.id,
+        program_id=state.program_id,
+        partner_id=state.partner_id,
+        requested_by=actor,
+        reason=reason,
+        requested_at=now,
     )
 
 
@@ -148,8 +160,14 @@ def report_outcome(
     if amount is not None:
         _check(money_errors("amount", Money(amount=amount, currency=state.estimated_value.currency)))
     return OutcomeReported(
-        registration_id=state.id, program_id=state.program_id, partner_id=state.partner_id,
-        reported_by=actor, result=result, amount=amount, closed_on=closed_on, reported_at=now,
+        registration_id=state.id,
+        program_id=state.program_id,
+        partner_id=state.partner_id,
+        reported_by=actor,
+        result=result,
+        amount=amount,
+        closed_on=closed_on,
+        reported_at=now,
     )
 
 
@@ -157,6 +175,10 @@ def appeal(state: Registration, reason: str, actor: str, now: dt.datetime) -> Re
     if state.status not in APPEALABLE:
         raise TransitionForbidden("appeal", state.status)
     return RegistrationAppealed(
-        registration_id=state.id, program_id=state.program_id, partner_id=state.partner_id,
-        appealed_by=actor, reason=reason, appealed_at=now,
+        registration_id=state.id,
+        program_id=state.program_id,
+        partner_id=state.partner_id,
+        appealed_by=actor,
+        reason=reason,
+        appealed_at=now,
     )

@@ -99,16 +99,28 @@ def evolve(state: Registration, event: object) -> Registration:
             )
         case RegistrationWithdrawn():
             return replace(
-                state, status="withdrawn", status_reason="withdrawn", protected_until=None, attribution_percent=None,
-                updated_at=event.withdrawn_at, version=v,
+                state,
+                status="withdrawn",
+                status_reason="withdrawn",
+                protected_until=None,
+                attribution_percent=None,
+                updated_at=event.withdrawn_at,
+                version=v,
             )
         case OutcomeReported() if event.result == "lost":  # a lost deal holds nothing any more
             return replace(
-                state, status="lost", status_reason="lost", protected_until=None, attribution_percent=None,
-                updated_at=event.reported_at, version=v,
+                state,
+                status="lost",
+                status_reason="lost",
+                protected_until=None,
+                attribution_percent=None,
+                updated_at=event.reported_at,
+                version=v,
             )
         case OutcomeReported():  # won: the approval it won under stays on record
-            return replace(state, status=event.result, status_reason=event.result, updated_at=event.reported_at, version=v)
+            return replace(
+                state, status=event.result, status_reason=event.result, updated_at=event.reported_at, version=v
+            )
         case ExtensionRequested():
             return replace(state, updated_at=event.requested_at, version=v)
         case RegistrationAppealed():
@@ -121,7 +133,9 @@ def evolve(state: Registration, event: object) -> Registration:
 def _record_status(state: Registration, e: StatusRecorded, version: int) -> Registration:
     decision = Decision(e.status, e.status_reason, e.rule, e.policy_version, e.protected_until, e.decided_at, e.comment)
     if e.status not in STATUS_EVENTS:  # appeal_refused, extension_denied: the reason changes, not the status
-        return replace(state, status_reason=e.status_reason, decision=decision, updated_at=e.decided_at, version=version)
+        return replace(
+            state, status_reason=e.status_reason, decision=decision, updated_at=e.decided_at, version=version
+        )
     if state.status in ("withdrawn", "won", "lost"):  # the partner's own final facts stand
         return replace(state, version=version)
     return replace(
