@@ -65,11 +65,15 @@ async def situation(conn: asyncpg.Connection, group: tuple[Claim, ...], policy: 
     members = {c.claim_id for c in group}
     rivals: dict[str, Rival] = {}
     history: dict[str, Claim] = {}
+    # closed deals matter only to incumbency, which only a renewal can invoke
+    incumbency = "incumbent_on_renewal" in policy.rules
     for c in group:
         for r in await claims_repo.rivals(conn, c, policy, exclude=members):
             rivals.setdefault(r.claim.claim_id, r)
-        for h in await claims_repo.history(conn, c, policy):
-            history.setdefault(h.claim_id, h)
+    if incumbency and any(c.deal_type == "renewal" for c in (*group, *(r.claim for r in rivals.values()))):
+        for c in group:
+            for h in await claims_repo.history(conn, c, policy):
+                history.setdefault(h.claim_id, h)
     return Situation(group, tuple(rivals.values()), tuple(history.values()))
 
 

@@ -53,18 +53,33 @@ async def cancel(conn: asyncpg.Connection, ref_id: str, kind: str) -> None:
 
 
 async def schedule_expiry(conn: asyncpg.Connection, e: OwnershipChanged) -> None:
-    """Expiry at the end of the window, and the warning `expiry_warning_days` before it."""
+    """Expiry at the end of the window, and the warning `expiry_warning_days` (of the policy in force)
+    before it when that is still ahead: one statement."""
     if e.valid_until is None:
         return
-    from services.conflict import policy_store
-    from services.conflict.domain.policy import expiry_warning
+    from services.conflict.domain.policy import DEFAULT_POLICY
 
-    policy, _ = await policy_store.in_force(conn, e.program_id)
     until = e.valid_until.isoformat()
-    await schedule(conn, f"expiry:{e.claim_id}:{until}", e.program_id, "expiry", e.claim_id, e.valid_until)
-    warn_at = e.valid_until - expiry_warning(policy)
-    if warn_at > e.at:
-        await schedule(conn, f"expiring:{e.claim_id}:{until}", e.program_id, "expiring", e.claim_id, warn_at)
+    await conn.execute(
+        """
+        WITH warning AS (
+            SELECT $4::timestamptz - make_interval(secs => 86400 * coalesce(
+                (SELECT (policy->>'expiry_warning_days')::float8 FROM conflict.policies
+                 WHERE program_id = $1 ORDER BY version DESC LIMIT 1), $6)) AS at
+        )
+        INSERT INTO conflict.timers (timer_id, program_id, kind, ref_id, due_at)
+        SELECT 'expiry:' || $2 || ':' || $3, $1, 'expiry', $2, $4
+        UNION ALL
+        SELECT 'expiring:' || $2 || ':' || $3, $1, 'expiring', $2, warning.at FROM warning WHERE warning.at > $5
+        ON CONFLICT (timer_id) DO NOTHING
+        """,
+        e.program_id,
+        e.claim_id,
+        until,
+        e.valid_until,
+        e.at,
+        float(DEFAULT_POLICY.expiry_warning_days),
+    )
 
 
 async def take_due(conn: asyncpg.Connection, now: dt.datetime, limit: int = 50) -> list[Timer]:
