@@ -66,29 +66,36 @@ class EventStore:
         self.notify_channel = f"dealreg_outbox_{schema}"
         s = schema
         self._sql_existing = f"SELECT event_id, stream_id FROM {s}.events WHERE event_id = ANY($1::uuid[])"
-        self._sql_new_stream = (
-            f"INSERT INTO {s}.streams (stream_id, version) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING version"
-        )
-        self._sql_bump = f"UPDATE {s}.streams SET version = $3 WHERE stream_id = $1 AND version = $2 RETURNING version"
-        self._sql_bump_any = (
-            f"INSERT INTO {s}.streams AS st (stream_id, version) VALUES ($1, $2) ON CONFLICT (stream_id)"
-            f" DO UPDATE SET version = st.version + $2 RETURNING version"
-        )
         self._sql_version = f"SELECT version FROM {s}.streams WHERE stream_id = $1"
-        self._sql_insert = f"""
-            WITH ins AS (
+        # The stream head moves, the events and their outbox rows are written, and the relay is woken,
+        # in one statement: the events are only inserted when the head moved as expected.
+        heads = {
+            NO_STREAM: f"INSERT INTO {s}.streams (stream_id, version) VALUES ($1, $12::int)"
+            f" ON CONFLICT DO NOTHING RETURNING version",
+            ANY_VERSION: f"INSERT INTO {s}.streams AS st (stream_id, version) VALUES ($1, $12::int)"
+            f" ON CONFLICT (stream_id) DO UPDATE SET version = st.version + $12::int RETURNING version",
+            "expected": f"UPDATE {s}.streams SET version = $13::int + $12::int"
+            f" WHERE stream_id = $1 AND version = $13::int RETURNING version",
+        }
+        self._sql_append = {
+            kind: f"""
+            WITH head AS ({head}),
+            ins AS (
                 INSERT INTO {s}.events (event_id, stream_id, stream_version, event_type, program_id, subject,
                                         data, correlation_id, causation_id, actor, traceparent, occurred_at)
-                SELECT e.id, $1, e.v, e.t, $2, e.subj, e.d::jsonb, $3, $4, $5, $6, e.at
-                FROM unnest($7::uuid[], $8::int[], $9::text[], $10::text[], $11::text[], $12::timestamptz[])
-                     AS e(id, v, t, subj, d, at)
-                RETURNING global_position, event_id, recorded_at, event_type
+                SELECT e.id, $1, head.version - $12::int + e.ord::int, e.t, $2, e.subj, e.d::jsonb,
+                       $3, $4, $5, $6, e.at
+                FROM head, unnest($7::uuid[], $8::text[], $9::text[], $10::text[], $11::timestamptz[])
+                     WITH ORDINALITY AS e(id, t, subj, d, at, ord)
+                RETURNING global_position, event_type
             ), ob AS (
                 INSERT INTO {s}.outbox (global_position, subject)
                 SELECT global_position, 'dealreg.{self.service}.' || $2 || '.' || event_type FROM ins
             )
-            SELECT global_position, event_id, recorded_at, pg_notify('{self.notify_channel}', '') FROM ins
-        """
+            SELECT (SELECT version FROM head), pg_notify('{self.notify_channel}', '')
+            """
+            for kind, head in heads.items()
+        }
         self._sql_stream = (
             f"SELECT {_COLUMNS} FROM {s}.events WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version"
         )
@@ -140,20 +147,7 @@ class EventStore:
             # no version check can reveal a retry here, so look for the ids first
             if (version := await self._already_recorded(conn, stream_id, ids)) is not None:
                 return version
-            new_version = await conn.fetchval(self._sql_bump_any, stream_id, n)
-        elif expected_version == NO_STREAM:
-            new_version = await conn.fetchval(self._sql_new_stream, stream_id, n)
-        else:
-            new_version = await conn.fetchval(self._sql_bump, stream_id, expected_version, expected_version + n)
-        if new_version is None:
-            # a retry of an append that committed moved the stream too: only then look for the ids
-            if (version := await self._already_recorded(conn, stream_id, ids)) is not None:
-                return version
-            actual = await conn.fetchval(self._sql_version, stream_id) or 0
-            raise ConcurrencyError(stream_id, expected_version, actual)
-        first = new_version - n + 1
-        await conn.fetch(
-            self._sql_insert,
+        args = [
             stream_id,
             program_id,
             metadata.correlation_id,
@@ -161,12 +155,22 @@ class EventStore:
             metadata.actor,
             metadata.traceparent,
             ids,
-            list(range(first, new_version + 1)),
             [e.event_type for e in events],
             [e.subject for e in events],
             [e.data.decode() for e in events],
             [e.occurred_at for e in events],
-        )
+            n,
+        ]
+        if expected_version in (ANY_VERSION, NO_STREAM):
+            new_version = await conn.fetchval(self._sql_append[expected_version], *args)
+        else:
+            new_version = await conn.fetchval(self._sql_append["expected"], *args, expected_version)
+        if new_version is None:
+            # a retry of an append that committed moved the stream too: only then look for the ids
+            if (version := await self._already_recorded(conn, stream_id, ids)) is not None:
+                return version
+            actual = await conn.fetchval(self._sql_version, stream_id) or 0
+            raise ConcurrencyError(stream_id, expected_version, actual)
         events_appended(self.schema, program_id, [e.event_type for e in events])
         return new_version
 
