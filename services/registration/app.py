@@ -22,7 +22,7 @@ from services.telemetry import configure_tracing
 def workers(rt: Runtime) -> dict[str, Worker]:
     return {
         "relay": OutboxRelay(rt.pool, rt.nc.jetstream(), STORE),
-        # statuses of one registration apply in the order the conflict service decided them
+        # statuses apply in the order the conflict service decided them; a program's batch commits once
         "status_consumer": EventConsumer(
             nc=rt.nc,
             pool=rt.pool,
@@ -32,7 +32,7 @@ def workers(rt: Runtime) -> dict[str, Worker]:
             filter_subject=status_flow.FILTER_SUBJECT,
             handle=status_flow.record_status,
             exclusive=True,
-            partition=lambda ce: ce.subject,
+            partition=lambda ce: ce.program_id,
         ),
     }
 
