@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import jwt
@@ -71,7 +73,27 @@ def mint(
     return jwt.encode(claims, key, algorithm="HS256")
 
 
+_VERIFIED: OrderedDict[tuple[str, str], tuple[Principal, float]] = OrderedDict()
+_VERIFIED_MAX = 4096
+
+
 def verify(key: str, token: str) -> Principal:
+    """The principal a token names; raises InvalidToken. A portal sends the same token with every
+    request, so a verified one is remembered (until it expires) instead of checked again."""
+    cached = _VERIFIED.get((key, token))
+    if cached is not None:
+        principal, expires = cached
+        if time.time() < expires:
+            return principal
+        del _VERIFIED[(key, token)]
+    principal, expires = _verify(key, token)
+    _VERIFIED[(key, token)] = (principal, expires)
+    if len(_VERIFIED) > _VERIFIED_MAX:
+        _VERIFIED.popitem(last=False)
+    return principal
+
+
+def _verify(key: str, token: str) -> tuple[Principal, float]:
     try:
         claims = jwt.decode(token, key, algorithms=["HS256"], issuer=ISSUER, options={"require": ["exp", "sub"]})
     except jwt.PyJWTError as e:
@@ -80,10 +102,11 @@ def verify(key: str, token: str) -> Principal:
     level = claims.get("level")
     if role not in ROLES or (level is not None and not isinstance(level, int)):
         raise InvalidToken("unknown role or scope")
-    return Principal(
+    principal = Principal(
         role=role,
         subject=str(claims["sub"]),
         program_id=claims.get("program"),
         partner_id=claims.get("partner"),
         level=level,
     )
+    return principal, float(claims["exp"])

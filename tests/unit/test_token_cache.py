@@ -1,0 +1,30 @@
+"""A verified token is remembered, but never past its expiry, and a forged one is never cached."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from services import tokens
+
+pytestmark = pytest.mark.unit
+KEY = "unit-test-key-0123456789abcdef0123"
+
+
+def test_a_remembered_token_still_expires(monkeypatch):
+    now = dt.datetime.now(dt.UTC)
+    token = tokens.mint(KEY, role="ops", program_id="acme", now=now, ttl=dt.timedelta(seconds=60))
+    assert tokens.verify(KEY, token).role == "ops"
+    assert tokens.verify(KEY, token).program_id == "acme"  # from the cache
+    monkeypatch.setattr(tokens.time, "time", lambda: now.timestamp() + 61)
+    with pytest.raises(tokens.InvalidToken):
+        tokens.verify(KEY, token)
+
+
+def test_a_token_signed_with_another_key_is_refused_even_after_a_good_one():
+    now = dt.datetime.now(dt.UTC)
+    token = tokens.mint(KEY, role="admin", now=now)
+    assert tokens.verify(KEY, token).role == "admin"
+    with pytest.raises(tokens.InvalidToken):
+        tokens.verify("another-key-0123456789abcdef01234", token)
