@@ -16,7 +16,7 @@ class Profile:
     drain_cap_s: float = 240.0  # give up waiting for the burst's decisions after this long
     settle_cap_s: float = 180.0  # the pipeline must be idle before each phase; wait at most this
     step_s: float = 20.0
-    step_rates: tuple[int, ...] = (100, 200, 300, 400, 500, 600, 800, 1000, 1250, 1500, 2000, 2500, 3000)
+    step_rates: tuple[int, ...] = (25, 50, 100, 150, 200, 300, 400, 500, 600, 800, 1000, 1250, 1500, 2000, 3000)
     max_steps: int = 6
     keep_up_lag_s: float = 5.0  # a step keeps up when its last registration is decided within this
     latency_rates: tuple[int, ...] = (250, 500, 1000, 2000)
@@ -35,13 +35,28 @@ class Profile:
         """Every duration and size times `factor` (a smoke test of the harness itself uses 0.1 or so)."""
         if factor == 1.0:
             return self
-        seconds = {name: max(1.0, getattr(self, name) * factor) for name in (
-            "burst_s", "drain_cap_s", "settle_cap_s", "step_s", "latency_s", "grace_s", "e2e_s", "e2e_cap_s", "peer_s")}
+        seconds = {
+            name: max(1.0, getattr(self, name) * factor)
+            for name in (
+                "burst_s",
+                "drain_cap_s",
+                "settle_cap_s",
+                "step_s",
+                "latency_s",
+                "grace_s",
+                "e2e_s",
+                "e2e_cap_s",
+                "peer_s",
+            )
+        }
         return replace(
-            self, **seconds, max_steps=max(1, round(self.max_steps * min(factor, 1.0))),
+            self,
+            **seconds,
+            max_steps=max(1, round(self.max_steps * min(factor, 1.0))),
             detect_sizes=tuple(max(500, int(n * factor)) for n in self.detect_sizes),
-            detect_probes=max(50, int(self.detect_probes * factor)), partners=max(8, int(self.partners * min(factor, 1))),
-        )  # fmt: skip
+            detect_probes=max(50, int(self.detect_probes * factor)),
+            partners=max(8, int(self.partners * min(factor, 1))),
+        )
 
 
 FULL = Profile("full")

@@ -23,13 +23,12 @@ LOCALES = {"en_US": "US", "en_GB": "GB", "de_DE": "DE", "fr_FR": "FR", "nl_NL": 
 COUNTRY_WEIGHTS = {"US": 40, "GB": 15, "DE": 15, "FR": 10, "NL": 10, "ES": 10}
 TLDS = {"US": "com", "GB": "co.uk", "DE": "de", "FR": "fr", "NL": "nl", "ES": "es"}
 CURRENCIES = {"US": "USD", "GB": "GBP", "DE": "EUR", "FR": "EUR", "NL": "EUR", "ES": "EUR"}
-INDUSTRIES = (
-    "Logistics", "Systems", "Foods", "Pharma", "Energy", "Analytics", "Retail", "Media", "Capital", "Robotics",
-    "Health", "Textiles", "Motors", "Labs", "Networks", "Insurance", "Hotels", "Aviation", "Chemicals", "Software",
-    "Consulting", "Dental", "Brewing", "Marine", "Packaging", "Security", "Telecom", "Agritech", "Solar", "Freight",
-)  # fmt: skip
-PRODUCTS = ("firewall", "endpoint", "siem", "ztna", "email-security", "cloud-backup", "vpn", "soc-service",
-            "support", "training")  # fmt: skip
+INDUSTRIES = tuple(
+    "Logistics Systems Foods Pharma Energy Analytics Retail Media Capital Robotics Health Textiles Motors Labs"
+    " Networks Insurance Hotels Aviation Chemicals Software Consulting Dental Brewing Marine Packaging Security"
+    " Telecom Agritech Solar Freight".split()
+)
+PRODUCTS = tuple("firewall endpoint siem ztna email-security cloud-backup vpn soc-service support training".split())
 PRODUCT_WEIGHTS = (20, 18, 10, 8, 8, 8, 6, 6, 10, 6)
 TIERS = {"platinum": 0.1, "gold": 0.2, "silver": 0.3, "registered": 0.4}
 PARTNER_TYPES = ("reseller", "distributor", "msp", "si", "referral")
@@ -128,8 +127,7 @@ def partners(seed: int, count: int) -> list[Partner]:
     tiers = [tier for tier, share in TIERS.items() for _ in range(max(1, round(share * count)))][:count]
     bases = [base for names in _company_bases(seed).values() for base in names]
     return [
-        Partner(f"p{i:04d}", rng.choice(bases), tiers[i % len(tiers)], rng.choice(PARTNER_TYPES))
-        for i in range(count)
+        Partner(f"p{i:04d}", rng.choice(bases), tiers[i % len(tiers)], rng.choice(PARTNER_TYPES)) for i in range(count)
     ]
 
 

@@ -33,9 +33,13 @@ class DecisionWatcher:
     async def __aenter__(self) -> DecisionWatcher:
         # an ordered push consumer: ephemeral, flow-controlled, no acks; the program is new, so ALL is NEW
         self._sub = await self.nc.jetstream().subscribe(
-            f"dealreg.conflict.{self.program_id}.registration.>", stream=JETSTREAM_STREAMS["conflict"],
-            cb=self._on_message, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL, idle_heartbeat=2.0,
-        )  # fmt: skip
+            f"dealreg.conflict.{self.program_id}.registration.>",
+            stream=JETSTREAM_STREAMS["conflict"],
+            cb=self._on_message,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.ALL,
+            idle_heartbeat=2.0,
+        )
         return self
 
     async def __aexit__(self, *_: object) -> None:

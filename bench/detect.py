@@ -30,11 +30,39 @@ from services.conflict.domain.policy import DEFAULT_POLICY
 from services.eventlog.migrate import migrate
 
 PROGRAM = "detect"
-_COLUMNS = ["claim_id", "kind", "program_id", "partner_id", "tier", "deal_type", "name_key", "country", "domain",
-            "duns", "tax_id", "products", "amount", "currency", "submitted_at", "status", "protected_until",
-            "approved_at"]  # fmt: skip
-_STATUSES = ("approved", "approved", "approved", "approved", "pending", "expired", "expired", "expired", "rejected",
-             "won", "lost")  # fmt: skip
+_COLUMNS = [
+    "claim_id",
+    "kind",
+    "program_id",
+    "partner_id",
+    "tier",
+    "deal_type",
+    "name_key",
+    "country",
+    "domain",
+    "duns",
+    "tax_id",
+    "products",
+    "amount",
+    "currency",
+    "submitted_at",
+    "status",
+    "protected_until",
+    "approved_at",
+]
+_STATUSES = (
+    "approved",
+    "approved",
+    "approved",
+    "approved",
+    "pending",
+    "expired",
+    "expired",
+    "expired",
+    "rejected",
+    "won",
+    "lost",
+)
 _EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 _name_key = functools.lru_cache(maxsize=None)(normalize_name)
 
@@ -48,10 +76,26 @@ def _rows(seed: int, start: int, stop: int, partners: list[data.Partner]):
         submitted = _EPOCH + dt.timedelta(minutes=rng.randrange(0, 2 * 365 * 24 * 60))
         approved = submitted + dt.timedelta(hours=1) if status in ("approved", "expired", "won", "lost") else None
         products = sorted(set(rng.choices(data.PRODUCTS, weights=data.PRODUCT_WEIGHTS, k=rng.choice((1, 2, 3)))))
-        yield (f"seed-{i}", "registration", PROGRAM, partner.partner_id, partner.tier, "new", _name_key(cust.name),
-               cust.country, cust.domain, cust.duns, cust.tax_id, products, Decimal(rng.randrange(5000, 500000)),
-               data.CURRENCIES[cust.country], submitted, status,
-               approved + dt.timedelta(days=90) if approved else None, approved)  # fmt: skip
+        yield (
+            f"seed-{i}",
+            "registration",
+            PROGRAM,
+            partner.partner_id,
+            partner.tier,
+            "new",
+            _name_key(cust.name),
+            cust.country,
+            cust.domain,
+            cust.duns,
+            cust.tax_id,
+            products,
+            Decimal(rng.randrange(5000, 500000)),
+            data.CURRENCIES[cust.country],
+            submitted,
+            status,
+            approved + dt.timedelta(days=90) if approved else None,
+            approved,
+        )
 
 
 def _probe(seed: int, n: int, size: int, rng: random.Random) -> Claim:
@@ -60,10 +104,18 @@ def _probe(seed: int, n: int, size: int, rng: random.Random) -> Claim:
     typed = cust.as_registered(rng)
     products = sorted(set(rng.choices(data.PRODUCTS, weights=data.PRODUCT_WEIGHTS, k=2)))
     return claim_of(
-        claim_id=f"probe-{size}-{n}", kind="registration", program_id=PROGRAM, status="pending",
-        customer=Customer(**typed), products=products, submitted_at=dt.datetime.now(dt.UTC), policy=DEFAULT_POLICY,
-        partner_id="p9999", tier="gold", deal_type="new",
-    )  # fmt: skip
+        claim_id=f"probe-{size}-{n}",
+        kind="registration",
+        program_id=PROGRAM,
+        status="pending",
+        customer=Customer(**typed),
+        products=products,
+        submitted_at=dt.datetime.now(dt.UTC),
+        policy=DEFAULT_POLICY,
+        partner_id="p9999",
+        tier="gold",
+        deal_type="new",
+    )
 
 
 async def _plan(conn: asyncpg.Connection, claim: Claim) -> list[str]:
@@ -74,8 +126,9 @@ async def _plan(conn: asyncpg.Connection, claim: Claim) -> list[str]:
             await claims_repo.rivals(conn, claim, DEFAULT_POLICY)
     query = next(q for q in sent if "FROM conflict.claims" in q.query)
     async with conn.transaction():
-        await conn.execute("SELECT set_config('pg_trgm.similarity_threshold', $1, true)",
-                           str(DEFAULT_POLICY.match.name_similarity))  # fmt: skip
+        await conn.execute(
+            "SELECT set_config('pg_trgm.similarity_threshold', $1, true)", str(DEFAULT_POLICY.match.name_similarity)
+        )
         rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {query.query}", *query.args)
     return [r[0] for r in rows]
 
@@ -90,8 +143,9 @@ async def detection(server_dsn: str, seed: int, sizes: tuple[int, ...], probes: 
         have = 0
         for size in sorted(sizes):
             started = time.perf_counter()
-            await conn.copy_records_to_table("claims", schema_name="conflict", columns=_COLUMNS,
-                                             records=_rows(seed, have, size, partners))  # fmt: skip
+            await conn.copy_records_to_table(
+                "claims", schema_name="conflict", columns=_COLUMNS, records=_rows(seed, have, size, partners)
+            )
             await conn.execute("ANALYZE conflict.claims")
             seeded_s = time.perf_counter() - started
             added, have = size - have, size
@@ -109,11 +163,17 @@ async def detection(server_dsn: str, seed: int, sizes: tuple[int, ...], probes: 
                 if n >= 50:  # the first 50 warm the caches and are not counted
                     timings.append(elapsed)
                     found += bool(rivals)
-            out[str(size)] = {"latency_ms": summary(timings), "probes_with_rivals": found,
-                              "seed_s": round(seeded_s, 1), "seed_rows_per_s": round(added / seeded_s),
-                              "plan": await _plan(conn, claims[0])}
-            say(f"detection at {size:,}: p50 {out[str(size)]['latency_ms']['p50']} ms, "
-                f"p99 {out[str(size)]['latency_ms']['p99']} ms (seeded in {seeded_s:.0f}s)")  # fmt: skip
+            out[str(size)] = {
+                "latency_ms": summary(timings),
+                "probes_with_rivals": found,
+                "seed_s": round(seeded_s, 1),
+                "seed_rows_per_s": round(added / seeded_s),
+                "plan": await _plan(conn, claims[0]),
+            }
+            say(
+                f"detection at {size:,}: p50 {out[str(size)]['latency_ms']['p50']} ms, "
+                f"p99 {out[str(size)]['latency_ms']['p99']} ms (seeded in {seeded_s:.0f}s)"
+            )
     finally:
         await conn.close()
     return out

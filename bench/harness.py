@@ -4,6 +4,7 @@ partners' tokens, the load generator process, and waiting until the pipeline is 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
 import tempfile
 import time
@@ -27,7 +28,10 @@ from services.registration import status_flow
 
 ROOT = Path(__file__).resolve().parent.parent
 # (stream, durable consumer) of both services: idle means nothing pending or unacknowledged on either
-CONSUMERS = ((JETSTREAM_STREAMS["registration"], intake.CONSUMER), (JETSTREAM_STREAMS["conflict"], status_flow.CONSUMER))
+CONSUMERS = (
+    (JETSTREAM_STREAMS["registration"], intake.CONSUMER),
+    (JETSTREAM_STREAMS["conflict"], status_flow.CONSUMER),
+)
 
 
 def say(message: str) -> None:
@@ -61,6 +65,7 @@ class Bench:
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     async def program(self, label: str) -> tuple[str, list[str]]:
         """A fresh program for one measurement, its partners enrolled; (program id, partner tokens)."""

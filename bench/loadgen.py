@@ -66,8 +66,9 @@ class _Run:
     def __init__(self, spec: LoadSpec) -> None:
         self.spec = spec
         headers = [{"Authorization": f"Bearer {t}", "Content-Type": "application/json"} for t in spec.tokens]
-        self.requests = [(headers[p], body) for p, body in
-                         registration_requests(spec.seed, spec.label, spec.count, len(spec.tokens))]  # fmt: skip
+        self.requests = [
+            (headers[p], body) for p, body in registration_requests(spec.seed, spec.label, spec.count, len(spec.tokens))
+        ]
         self.statuses: Counter[str] = Counter()
         self.failures = 0
         self.latencies: list[float] = []
@@ -148,11 +149,20 @@ class _Run:
             sent = await loop(session, start)
             cpu = _cpu() - cpu0
         return LoadResult(
-            label=self.spec.label, mode=self.spec.mode, rate=self.spec.rate, sent=sent,
-            statuses=dict(self.statuses), failures=self.failures, started=start, ended=self.last_reply or start,
-            latencies_ms=self.latencies, service_ms=self.service, ids=self.ids, cpu_s=cpu,
+            label=self.spec.label,
+            mode=self.spec.mode,
+            rate=self.spec.rate,
+            sent=sent,
+            statuses=dict(self.statuses),
+            failures=self.failures,
+            started=start,
+            ended=self.last_reply or start,
+            latencies_ms=self.latencies,
+            service_ms=self.service,
+            ids=self.ids,
+            cpu_s=cpu,
             ran_out=sent >= len(self.requests),
-        )  # fmt: skip
+        )
 
 
 def _cpu() -> float:

@@ -34,6 +34,18 @@ def _version(name: str) -> str | None:
         return None
 
 
+def source_version() -> dict:
+    """The commit measured, and whether the work tree differed from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
+
+    return {
+        "commit": git("rev-parse", "HEAD") or None,
+        "dirty": bool(git("status", "--porcelain", "--", "services", "contracts", "deploy")),
+    }
+
+
 def _nats_version() -> str:
     return subprocess.run([_nats_server_binary(), "--version"], capture_output=True, text=True).stdout.strip()
 
@@ -55,5 +67,6 @@ async def describe(database_url: str) -> dict:
         "postgresql": pg_version,
         "nats_server": nats_version,
         "libraries": {name: _version(name) for name in _LIBRARIES},
+        "source": await asyncio.to_thread(source_version),
         "load_generator": "aiohttp (HTTP/1.1 keep-alive pool, asyncio tasks) in its own process, on the same cores",
     }

@@ -31,6 +31,8 @@ DATABASE = "bench_peers"
 def _cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
 TOPIC = "dealreg.registration:RegistrationSubmitted"
 
 
@@ -40,8 +42,10 @@ async def prepare(server_dsn: str) -> str:
     await migrate(dsn)
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute("CREATE SCHEMA IF NOT EXISTS peer;"
-                           " CREATE TABLE IF NOT EXISTS peer.events (LIKE registration.events INCLUDING ALL)")  # fmt: skip
+        await conn.execute(
+            "CREATE SCHEMA IF NOT EXISTS peer;"
+            " CREATE TABLE IF NOT EXISTS peer.events (LIKE registration.events INCLUDING ALL)"
+        )
     finally:
         await conn.close()
     return dsn
@@ -51,8 +55,9 @@ async def sample_events(database_url: str, limit: int = 1000) -> list[bytes]:
     """Real `registration.submitted` payloads from the benchmark's own run."""
     conn = await asyncpg.connect(database_url)
     try:
-        rows = await conn.fetch("SELECT data::text FROM registration.events"
-                                " WHERE event_type = 'registration.submitted' LIMIT $1", limit)  # fmt: skip
+        rows = await conn.fetch(
+            "SELECT data::text FROM registration.events WHERE event_type = 'registration.submitted' LIMIT $1", limit
+        )
     finally:
         await conn.close()
     return [r[0].encode() for r in rows] or [b'{"registration_id": "x"}']
@@ -88,10 +93,24 @@ async def pgbench(
     _pgbench_script(script, payload, notify)
     prefix = workdir / name
     process = await asyncio.create_subprocess_exec(
-        str(binary), "-n", "-T", str(max(1, round(seconds))), "-c", str(clients), "-j", str(min(clients, 2)),
-        "-f", str(script), "-l", f"--log-prefix={prefix}", "-d", with_database(tcp_dsn, DATABASE),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=workdir,
-    )  # fmt: skip
+        str(binary),
+        "-n",
+        "-T",
+        str(max(1, round(seconds))),
+        "-c",
+        str(clients),
+        "-j",
+        str(min(clients, 2)),
+        "-f",
+        str(script),
+        "-l",
+        f"--log-prefix={prefix}",
+        "-d",
+        with_database(tcp_dsn, DATABASE),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=workdir,
+    )
     output = (await process.communicate())[0].decode()
     if process.returncode != 0:
         raise RuntimeError(f"pgbench failed:\n{output}")
@@ -130,8 +149,12 @@ def eventsourcing_appends(tcp_dsn: str, writers: int, seconds: float, payloads: 
     elapsed = time.monotonic() - started
     cores = (_cpu_s() - cpu0) / elapsed
     datastore.close()
-    return {"writers": writers, "appends_per_s": round(len(latencies) / elapsed, 1),
-            "latency_ms": summary(latencies), "client_cores": round(cores, 2)}
+    return {
+        "writers": writers,
+        "appends_per_s": round(len(latencies) / elapsed, 1),
+        "latency_ms": summary(latencies),
+        "client_cores": round(cores, 2),
+    }
 
 
 async def our_appends(tcp_dsn: str, writers: int, seconds: float, payloads: list[bytes]) -> dict:
@@ -145,10 +168,18 @@ async def our_appends(tcp_dsn: str, writers: int, seconds: float, payloads: list
         i = n
         async with pool.acquire() as conn:
             while time.monotonic() < end:
-                event = NewEvent("registration.submitted", payloads[i % len(payloads)], f"r{i}", dt.datetime.now(dt.UTC))
+                event = NewEvent(
+                    "registration.submitted", payloads[i % len(payloads)], f"r{i}", dt.datetime.now(dt.UTC)
+                )
                 t0 = time.perf_counter()
-                await store.append(conn, f"registration-{uuid.uuid4()}", NO_STREAM, [event], program_id="bench",
-                                   metadata=Metadata(actor="bench"))  # fmt: skip
+                await store.append(
+                    conn,
+                    f"registration-{uuid.uuid4()}",
+                    NO_STREAM,
+                    [event],
+                    program_id="bench",
+                    metadata=Metadata(actor="bench"),
+                )
                 latencies.append((time.perf_counter() - t0) * 1000)
                 i += writers
 
@@ -159,5 +190,9 @@ async def our_appends(tcp_dsn: str, writers: int, seconds: float, payloads: list
         elapsed = time.monotonic() - started
         cores = (_cpu_s() - cpu0) / elapsed
         await pool.close()
-    return {"writers": writers, "appends_per_s": round(len(latencies) / elapsed, 1),
-            "latency_ms": summary(latencies), "client_cores": round(cores, 2)}
+    return {
+        "writers": writers,
+        "appends_per_s": round(len(latencies) / elapsed, 1),
+        "latency_ms": summary(latencies),
+        "client_cores": round(cores, 2),
+    }

@@ -83,11 +83,24 @@ class Profiler:
             if pid is None:
                 continue
             out = self.out_dir / f"{phase}-{name}.txt"
-            running[name] = (out, await asyncio.create_subprocess_exec(
-                self.binary or "py-spy", "record", "--pid", str(pid), "--rate", "100", "--nonblocking",
-                "--format", "raw", "--output", str(out), stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
-            ))  # fmt: skip
+            running[name] = (
+                out,
+                await asyncio.create_subprocess_exec(
+                    self.binary or "py-spy",
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--rate",
+                    "100",
+                    "--nonblocking",
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(out),
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.DEVNULL,
+                ),
+            )
         try:
             yield
         finally:

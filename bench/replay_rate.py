@@ -35,7 +35,9 @@ async def _reapply(pool: asyncpg.Pool) -> tuple[int, float]:
 
     started, n = time.perf_counter(), 0
     async with pool.acquire() as conn, conn.transaction():
-        async for name, data in conn.cursor("SELECT event_type, data::text FROM conflict.events ORDER BY global_position"):
+        async for name, data in conn.cursor(
+            "SELECT event_type, data::text FROM conflict.events ORDER BY global_position"
+        ):
             await projector.apply(conn, name, decode_data("conflict", name, data.encode()))
             n += 1
         raise _Rollback(n, time.perf_counter() - started)  # leave the projections as they were
@@ -57,8 +59,13 @@ async def replay_rate(database_url: str, profile_dir: Path | None) -> dict:
             events, seconds, how = await _rebuild(pool)
         except _Rollback as done:
             events, seconds, how = done.events, done.seconds, "services.conflict.projector.apply over the conflict log"
-        out = {"events": events, "seconds": round(seconds, 2), "events_per_s": round(events / seconds, 1),
-               "events_in_logs": logged, "how": how}  # fmt: skip
+        out = {
+            "events": events,
+            "seconds": round(seconds, 2),
+            "events_per_s": round(events / seconds, 1),
+            "events_in_logs": logged,
+            "how": how,
+        }
         say(f"replay: {events:,} events in {seconds:.1f}s, {out['events_per_s']:,}/s ({how})")
         if profile_dir is not None:
             out["profile"] = await _profiled(pool, profile_dir)

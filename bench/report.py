@@ -99,11 +99,23 @@ def plot(results: dict, out_dir: Path) -> list[Path]:
     written = []
     series = (("p50", "o-"), ("p90", "s-"), ("p99", "^-"), ("p99.9", "v-"))
     for name, data, xlabel, title, key, logx in (
-        ("latency.png", results.get("latency", {}), "offered load (registrations/s)",
-         "POST /v1/registrations latency (open loop)", "latency_ms", False),
-        ("detection.png", results.get("detection", {}), "registrations in the program",
-         "collision detection latency (claims_repo.rivals)", "latency_ms", True),
-    ):  # fmt: skip
+        (
+            "latency.png",
+            results.get("latency", {}),
+            "offered load (registrations/s)",
+            "POST /v1/registrations latency (open loop)",
+            "latency_ms",
+            False,
+        ),
+        (
+            "detection.png",
+            results.get("detection", {}),
+            "registrations in the program",
+            "collision detection latency (claims_repo.rivals)",
+            "latency_ms",
+            True,
+        ),
+    ):
         if not data:
             continue
         xs = sorted(data, key=float)

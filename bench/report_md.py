@@ -31,42 +31,101 @@ def _pct(summary: dict | None) -> list:
 
 def render(r: dict) -> str:
     m, top = r.get("machine", {}), r.get("headline", {})
+    durability = ", ".join(f"{k}={v}" for k, v in (r.get("durability") or {}).items())
+    load = [" / ".join(f"{x:.2f}" for x in r.get(k) or ()) for k in ("loadavg_at_start", "loadavg_at_end")]
     out = [f"# dealreg benchmarks ({r.get('mode')} run, {r.get('finished_at')})", ""]
-    out += [f"Machine: {m.get('cpu_model')}, {m.get('cores')} cores, {m.get('ram_gb')} GB RAM, {m.get('os')}; "
-            f"Python {m.get('python')}, PostgreSQL {m.get('postgresql')}, {m.get('nats_server')}. "
-            f"PostgreSQL durability: {r.get('durability')}. Load generator: {m.get('load_generator')}. "
-            f"Seed {r.get('seed')}; run took {_fmt(r.get('duration_s'))} s.", ""]  # fmt: skip
+    out += [
+        f"Machine: {m.get('cpu_model')}, {m.get('cores')} cores, {m.get('ram_gb')} GB RAM, {m.get('os')}; "
+        f"Python {m.get('python')}, PostgreSQL {m.get('postgresql')}, {m.get('nats_server')}. "
+        f"PostgreSQL durability: {durability}. Load generator: {m.get('load_generator')}. "
+        f"Seed {r.get('seed')}; run took {_fmt(r.get('duration_s'))} s. Host busy before the run: "
+        f"{_fmt(r.get('host_busy_cores_before'))} cores; load average {load[0]} at the start, "
+        f"{load[1]} at the end (the `machine` CPU column below counts every process on the "
+        "host: what it shows beyond the stack and the load generator was taken by others).",
+        "",
+    ]
     out += ["## Targets (issue 7)", ""]
     out += _table(["target", "measured", "met"], [[t["target"], t["value"], t["met"]] for t in r.get("targets", [])])
-    out += ["## Headline", "", *_table(["figure", "value"], [[k, v] for k, v in top.items() if not isinstance(v, dict)])]
+    out += [
+        "## Headline",
+        "",
+        *_table(["figure", "value"], [[k, v] for k, v in top.items() if not isinstance(v, dict)]),
+    ]
     if b := r.get("burst"):
         out += ["## Burst (closed loop)", ""]
-        out += _table(["accepted/s", "accepted", "drain s", "decided/s while draining", *[f"POST {p} ms" for p in _P],
-                       "loadgen cores"],
-                      [[b["accepted_per_s"], b["accepted"], b["drain_s"] if b["drain_s"] is not None else
-                        f"> cap (est. {_fmt(b['drain_s_estimate'])})", b["decide_rate_during_drain_per_s"],
-                        *_pct(b["latency_ms"]), b["loadgen_cores"]]])  # fmt: skip
+        out += _table(
+            [
+                "accepted/s",
+                "accepted",
+                "drain s",
+                "decided/s while draining",
+                *[f"POST {p} ms" for p in _P],
+                "loadgen cores",
+            ],
+            [
+                [
+                    b["accepted_per_s"],
+                    b["accepted"],
+                    b["drain_s"] if b["drain_s"] is not None else f"> cap (est. {_fmt(b['drain_s_estimate'])})",
+                    b["decide_rate_during_drain_per_s"],
+                    *_pct(b["latency_ms"]),
+                    b["loadgen_cores"],
+                ]
+            ],
+        )
     if s := r.get("sustained"):
         out += ["## Sustained: offered rate raised step by step", ""]
-        out += _table(["offered/s", "accepted/s", "decided/s", "lag after s", "e2e p50 ms", "e2e p99 ms", "keeps up"],
-                      [[x["offered_per_s"], x["accepted_per_s"], x["decided_per_s"], x["lag_after_s"],
-                        x["e2e_ms"]["p50"], x["e2e_ms"]["p99"], x["keeps_up"]] for x in s["steps"]])  # fmt: skip
+        out += _table(
+            ["offered/s", "accepted/s", "decided/s", "lag after s", "e2e p50 ms", "e2e p99 ms", "keeps up"],
+            [
+                [
+                    x["offered_per_s"],
+                    x["accepted_per_s"],
+                    x["decided_per_s"],
+                    x["lag_after_s"],
+                    x["e2e_ms"]["p50"],
+                    x["e2e_ms"]["p99"],
+                    x["keeps_up"],
+                ]
+                for x in s["steps"]
+            ],
+        )
     if lat := r.get("latency"):
         out += ["## POST latency at fixed offered loads (open loop, from the scheduled send time)", ""]
-        out += _table(["offered/s", "accepted/s", *[f"{p} ms" for p in _P], "service p99 ms", "non-201", "loadgen cores"],
-                      [[float(k), v["accepted_per_s"], *_pct(v["latency_ms"]), v["service_time_ms"]["p99"],
-                        v["sent"] - v["accepted"], v["loadgen_cores"]] for k, v in lat.items()])  # fmt: skip
+        out += _table(
+            ["offered/s", "accepted/s", *[f"{p} ms" for p in _P], "service p99 ms", "non-201", "loadgen cores"],
+            [
+                [
+                    float(k),
+                    v["accepted_per_s"],
+                    *_pct(v["latency_ms"]),
+                    v["service_time_ms"]["p99"],
+                    v["sent"] - v["accepted"],
+                    v["loadgen_cores"],
+                ]
+                for k, v in lat.items()
+            ],
+        )
     if e := r.get("e2e"):
         out += ["## End to end: POST reply to decision CloudEvent on JetStream", ""]
-        out += _table(["offered/s", "accepted/s", *[f"{p} ms" for p in _P], "undecided"],
-                      [[e["offered_per_s"], e["accepted_per_s"], *_pct(e["e2e_ms"]), e["undecided"]]])  # fmt: skip
+        out += _table(
+            ["offered/s", "accepted/s", *[f"{p} ms" for p in _P], "undecided"],
+            [[e["offered_per_s"], e["accepted_per_s"], *_pct(e["e2e_ms"]), e["undecided"]]],
+        )
     if d := r.get("detection"):
         out += ["## Collision detection (`claims_repo.rivals`) against program size", ""]
-        out += _table(["registrations", *[f"{p} ms" for p in _P], "probes with rivals", "seeded in s"],
-                      [[int(k), *_pct(v["latency_ms"]), v["probes_with_rivals"], v["seed_s"]] for k, v in d.items()])
+        out += _table(
+            ["registrations", *[f"{p} ms" for p in _P], "probes with rivals", "seeded in s"],
+            [[int(k), *_pct(v["latency_ms"]), v["probes_with_rivals"], v["seed_s"]] for k, v in d.items()],
+        )
     if rp := r.get("replay"):
-        out += ["## Replay", "", f"{_fmt(rp['events'])} events in {_fmt(rp['seconds'])} s: "
-                f"**{_fmt(rp['events_per_s'])} events/s** ({rp['how']}).", ""]  # fmt: skip
+        out += [
+            "## Replay",
+            "",
+            f"{_fmt(rp['events'])} events in {_fmt(rp['seconds'])} s: "
+            f"**{_fmt(rp['events_per_s'])} events/s** ({rp['how']}).",
+            "",
+        ]
     if p := r.get("peers"):
         out += ["## Peers on the same server (one event per transaction, TCP)", ""]
         rows = [[name, v.get("tps", v.get("appends_per_s")), *_pct(v.get("latency_ms"))] for name, v in p.items()]
@@ -74,13 +133,33 @@ def render(r: dict) -> str:
     if res := r.get("resources"):
         out += ["## Peak RSS (MB) and CPU (cores) per phase", ""]
         names = sorted({k for v in res["cores"].values() for k in v})
-        out += _table(["phase", "RSS registration", "RSS conflict", *[f"CPU {n}" for n in names]],
-                      [[ph, res["peak_mb"].get(ph, {}).get("registration"), res["peak_mb"].get(ph, {}).get("conflict"),
-                        *[c.get(n) for n in names]] for ph, c in res["cores"].items()])  # fmt: skip
+        out += _table(
+            ["phase", "RSS registration", "RSS conflict", *[f"CPU {n}" for n in names]],
+            [
+                [
+                    ph,
+                    res["peak_mb"].get(ph, {}).get("registration"),
+                    res["peak_mb"].get(ph, {}).get("conflict"),
+                    *[c.get(n) for n in names],
+                ]
+                for ph, c in res["cores"].items()
+            ],
+        )
     if waits := (r.get("resources") or {}).get("pg_waits"):
         out += ["## PostgreSQL client backends by wait event (average number busy in each)", ""]
-        out += _table(["phase", "top waits"], [[ph, "; ".join(f"{k}: {v}" for k, v in list(w.items())[:5])]
-                                               for ph, w in waits.items()])  # fmt: skip
+        rates = r["resources"].get("pg_rates", {})
+        out += _table(
+            ["phase", "transactions/s", "rows inserted/s", "top waits"],
+            [
+                [
+                    ph,
+                    rates.get(ph, {}).get("transactions_per_s"),
+                    rates.get(ph, {}).get("rows_inserted_per_s"),
+                    "; ".join(f"{k}: {v}" for k, v in list(w.items())[:5]),
+                ]
+                for ph, w in waits.items()
+            ],
+        )
     for phase, procs in (r.get("hotspots") or {}).items():
         for proc, h in procs.items():
             out += [f"## Hot spots: {proc} during {phase} (py-spy, {h['samples']} samples, self %)", ""]

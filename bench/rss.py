@@ -62,7 +62,10 @@ class ResourceSampler:
     """`async with sampler.phase("burst"): ...` records that phase's peak RSS, CPU use and PostgreSQL waits."""
 
     def __init__(
-        self, sampled: dict[str, ProcessSource], accounted: dict[str, ProcessSource], waits: WaitSampler,
+        self,
+        sampled: dict[str, ProcessSource],
+        accounted: dict[str, ProcessSource],
+        waits: WaitSampler,
         interval: float = 0.5,
     ) -> None:
         self.waits = waits

@@ -71,6 +71,12 @@ async def _peers(bench: Bench, rounds: int) -> dict:
     return out
 
 
+def _busy_cores(seconds: float) -> float:
+    import psutil
+
+    return psutil.cpu_percent(interval=seconds) / 100 * (psutil.cpu_count() or 1)
+
+
 async def _phase(results: dict, name: str, wanted: set[str], coro_fn) -> None:
     if name not in wanted:
         return
@@ -84,8 +90,16 @@ async def _phase(results: dict, name: str, wanted: set[str], coro_fn) -> None:
 async def run(args: argparse.Namespace) -> dict:
     profile = (QUICK if args.quick else FULL).scaled(args.scale)
     wanted = set(args.phases.split(","))
-    results: dict = {"mode": profile.name, "scale": args.scale, "seed": args.seed, "profile": vars(profile),
-                     "loadavg_at_start": os.getloadavg()}
+    results: dict = {
+        "mode": profile.name,
+        "scale": args.scale,
+        "seed": args.seed,
+        "profile": vars(profile),
+        "profiled": args.profile,
+        "loadavg_at_start": os.getloadavg(),
+    }
+    # other work on the host takes cores from the stack: say how busy it was before we started
+    results["host_busy_cores_before"] = round(await asyncio.to_thread(_busy_cores, 3.0), 2)
     started = time.monotonic()
     stack = BenchStack()
     say(f"{profile.name} run; stack in {stack.root}")
@@ -101,12 +115,17 @@ async def run(args: argparse.Namespace) -> dict:
         services = stack.services
         sampler = ResourceSampler(
             {name: services[name].processes for name in services},
-            {"postgres": lambda: tree(stack.postgres.pid if stack.postgres else None),
-             "nats": lambda: tree(stack.nats.pid if stack.nats else None)},
+            {
+                "postgres": lambda: tree(stack.postgres.pid if stack.postgres else None),
+                "nats": lambda: tree(stack.nats.pid if stack.nats else None),
+            },
             WaitSampler(stack.database_url),
-        )  # fmt: skip
-        profiler = Profiler(args.profile, args.out / "profiles",
-                            {name: (lambda s=s: s.process.pid if s.process else None) for name, s in services.items()})
+        )
+        profiler = Profiler(
+            args.profile,
+            args.out / "profiles",
+            {name: (lambda s=s: s.process.pid if s.process else None) for name, s in services.items()},
+        )
         bench = Bench(profile, stack, nc, sampler, profiler, args.seed)
         await _phase(results, "burst", wanted, lambda: pipeline.burst(bench))
         hint = results.get("burst", {}).get("decide_rate_during_drain_per_s")
@@ -115,12 +134,27 @@ async def run(args: argparse.Namespace) -> dict:
         await _phase(results, "e2e", wanted, lambda: pipeline.end_to_end(bench))
         results["idle_before_peers_s"] = await bench.settle()
         await _phase(results, "peers", wanted, lambda: _peers(bench, 1 if args.quick else 2))
-        await _phase(results, "detection", wanted, lambda: detection(
-            stack.server_dsn, args.seed, profile.detect_sizes, profile.detect_probes, profile.detect_cap_s))  # fmt: skip
+        await _phase(
+            results,
+            "detection",
+            wanted,
+            lambda: detection(
+                stack.server_dsn, args.seed, profile.detect_sizes, profile.detect_probes, profile.detect_cap_s
+            ),
+        )
         stack.stop_services()
-        await _phase(results, "replay", wanted, lambda: replay_rate(
-            stack.database_url, args.out / "profiles" if args.profile else None))  # fmt: skip
-        results["resources"] = {"peak_mb": sampler.peak_mb, "cores": sampler.cores, "pg_waits": sampler.waits.by_phase}
+        await _phase(
+            results,
+            "replay",
+            wanted,
+            lambda: replay_rate(stack.database_url, args.out / "profiles" if args.profile else None),
+        )
+        results["resources"] = {
+            "peak_mb": sampler.peak_mb,
+            "cores": sampler.cores,
+            "pg_waits": sampler.waits.by_phase,
+            "pg_rates": sampler.waits.rates,
+        }
         results["rss_steady_mb"] = {name: sampler.peak(name, list(report.STEADY_PHASES)) for name in services}
         results["rss_peak_mb"] = {name: sampler.peak(name) for name in services}
         results["hotspots"] = profiler.hotspots

@@ -20,8 +20,7 @@ def admin_token(key: str) -> str:
 def partner_tokens(key: str, program_id: str, partners: list[Partner]) -> list[str]:
     now = dt.datetime.now(dt.UTC)
     return [
-        mint(key, role="partner", now=now, program_id=program_id, partner_id=p.partner_id, ttl=_TTL)
-        for p in partners
+        mint(key, role="partner", now=now, program_id=program_id, partner_id=p.partner_id, ttl=_TTL) for p in partners
     ]
 
 

@@ -43,8 +43,18 @@ def _serve_command(name: str, port: int) -> list[str]:
     try:
         from services.cli_serve import serve  # noqa: F401
     except ImportError:
-        return [sys.executable, "-m", "uvicorn", "--factory", f"bench.app_factory:{name}",
-                "--no-access-log", "--host", "127.0.0.1", "--port", str(port)]
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            f"bench.app_factory:{name}",
+            "--no-access-log",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
     return [sys.executable, "-m", "services.cli", "serve", name]
 
 
@@ -117,9 +127,13 @@ class BenchStack:
         }
         with service.log_path.open("ab") as log_file:
             service.process = subprocess.Popen(
-                _serve_command(name, port), stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                env=env, start_new_session=True,
-            )  # fmt: skip
+                _serve_command(name, port),
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
         return service
 
     async def _wait_ready(self) -> None:
@@ -128,14 +142,18 @@ class BenchStack:
             for service in self.services.values():
                 while True:
                     if service.process is not None and service.process.poll() is not None:
-                        raise RuntimeError(f"{service.name} exited {service.process.returncode}: see {service.log_path}")
+                        raise RuntimeError(
+                            f"{service.name} exited {service.process.returncode}: see {service.log_path}"
+                        )
                     try:
                         if (await client.get(f"{service.url}/health/ready")).status_code == 200:
                             break
                     except httpx.HTTPError:
                         pass
                     if time.monotonic() > deadline:
-                        raise RuntimeError(f"{service.name} not ready in {_READY_TIMEOUT_S:.0f}s: see {service.log_path}")
+                        raise RuntimeError(
+                            f"{service.name} not ready in {_READY_TIMEOUT_S:.0f}s: see {service.log_path}"
+                        )
                     await asyncio.sleep(0.1)
 
     async def durability(self) -> dict[str, str]:

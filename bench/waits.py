@@ -21,11 +21,15 @@ _SQL = """
 """
 
 
+_COMMITS = "SELECT xact_commit + xact_rollback, tup_inserted FROM pg_stat_database WHERE datname = current_database()"
+
+
 class WaitSampler:
     def __init__(self, dsn: str, interval: float = 0.1) -> None:
         self.dsn = dsn
         self.interval = interval
         self.by_phase: dict[str, dict[str, float]] = {}
+        self.rates: dict[str, dict[str, float]] = {}  # transactions and inserted rows per second
 
     @contextlib.asynccontextmanager
     async def phase(self, name: str):
@@ -45,11 +49,26 @@ class WaitSampler:
                 await conn.close()
 
         task = asyncio.create_task(sample())
+        before, started = await self._counters(), asyncio.get_running_loop().time()
         try:
             yield
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            after, wall = await self._counters(), max(asyncio.get_running_loop().time() - started, 1e-9)
+            self.rates[name] = {
+                "transactions_per_s": round((after[0] - before[0]) / wall, 1),
+                "rows_inserted_per_s": round((after[1] - before[1]) / wall, 1),
+            }
             # average number of busy backends in each wait, over the phase
             self.by_phase[name] = {k: round(v / max(samples, 1), 2) for k, v in counts.most_common(10)}
+
+    async def _counters(self) -> tuple[int, int]:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            await conn.execute("SELECT pg_stat_clear_snapshot()")
+            row = await conn.fetchrow(_COMMITS)
+            return int(row[0]), int(row[1])
+        finally:
+            await conn.close()

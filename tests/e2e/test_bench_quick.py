@@ -13,11 +13,21 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADLINE = (
-    "burst_accepted_per_s", "burst_drain_s", "sustained_decided_per_s", "reg_p99_ms_at_1000", "e2e_p50_ms_at_500",
-    "e2e_p99_ms_at_500", "detect_p99_ms_at_100k", "detect_p99_ms_at_1m", "replay_events_per_s",
-    "rss_mb_registration", "rss_mb_conflict", "pg_insert_tps_16", "eventsourcing_appends_per_s",
+    "burst_accepted_per_s",
+    "burst_drain_s",
+    "sustained_decided_per_s",
+    "reg_p99_ms_at_1000",
+    "e2e_p50_ms_at_500",
+    "e2e_p99_ms_at_500",
+    "detect_p99_ms_at_100k",
+    "detect_p99_ms_at_1m",
+    "replay_events_per_s",
+    "rss_mb_registration",
+    "rss_mb_conflict",
+    "pg_insert_tps_16",
+    "eventsourcing_appends_per_s",
     "ratio_vs_eventsourcing",
-)  # fmt: skip
+)
 PHASES = ("burst", "sustained", "latency", "e2e", "peers", "detection", "replay")
 
 
@@ -28,8 +38,11 @@ def test_quick_mode_writes_results_markdown_and_plots(tmp_path: Path) -> None:
     out = tmp_path / "results"
     run = subprocess.run(
         [sys.executable, "-m", "bench.run", "--quick", "--scale", "0.25", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=540,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
     assert run.returncode == 0, f"{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
     results = json.loads((out / "latest.json").read_text())
     assert not results.get("errors"), results.get("errors")
