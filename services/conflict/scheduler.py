@@ -22,6 +22,7 @@ from services.conflict.recorder import lock_program, record
 from services.eventlog.events import Metadata
 
 log = structlog.get_logger(__name__)
+RETRY_AFTER = dt.timedelta(seconds=5)
 Firing = Callable[[asyncpg.Connection, timers.Timer], Awaitable[None]]
 
 
@@ -86,21 +87,32 @@ class Scheduler:
             )
             fired = 0
             for timer_id, program_id in due:
-                async with conn.transaction():
-                    await lock_program(conn, program_id)
-                    row = await conn.fetchrow(
-                        "SELECT timer_id, program_id, kind, ref_id, due_at, payload::text FROM conflict.timers"
-                        " WHERE timer_id = $1 FOR UPDATE SKIP LOCKED",
-                        timer_id,
+                try:
+                    fired += await self._fire(conn, timer_id, program_id)
+                except Exception as e:
+                    # the firing rolled back and the timer stays; try it again a little later so
+                    # that one failing timer never holds up the others
+                    log.error("timer.failed", timer_id=timer_id, program_id=program_id, error=repr(e))
+                    await conn.execute(
+                        "UPDATE conflict.timers SET due_at = $2 WHERE timer_id = $1", timer_id, now + RETRY_AFTER
                     )
-                    if row is None:
-                        continue
-                    t = timers.Timer(row[0], row[1], row[2], row[3], row[4], msgspec.json.decode(row[5]))
-                    firing = FIRINGS.get(t.kind)
-                    if firing is not None:
-                        await firing(conn, t)
-                    await timers.done(conn, t.timer_id)
-                    fired += 1
-                    log.info("timer.fired", kind=t.kind, ref_id=t.ref_id, program_id=t.program_id)
         self.fired += fired
         return fired
+
+    async def _fire(self, conn: asyncpg.Connection, timer_id: str, program_id: str) -> int:
+        async with conn.transaction():
+            await lock_program(conn, program_id)
+            row = await conn.fetchrow(
+                "SELECT timer_id, program_id, kind, ref_id, due_at, payload::text FROM conflict.timers"
+                " WHERE timer_id = $1 FOR UPDATE SKIP LOCKED",
+                timer_id,
+            )
+            if row is None:  # fired meanwhile by another replica
+                return 0
+            t = timers.Timer(row[0], row[1], row[2], row[3], row[4], msgspec.json.decode(row[5]))
+            firing = FIRINGS.get(t.kind)
+            if firing is not None:
+                await firing(conn, t)
+            await timers.done(conn, t.timer_id)
+            log.info("timer.fired", kind=t.kind, ref_id=t.ref_id, program_id=t.program_id)
+            return 1
