@@ -8,6 +8,7 @@ from decimal import Decimal, InvalidOperation
 import asyncpg
 
 from contracts.common import Customer, Evidence
+from contracts.registration_events import RegistrationAmended, RegistrationSubmitted
 from services.conflict import claims_repo
 from services.conflict.domain.claims import Claim, Rival, Situation, collision
 from services.conflict.domain.effects import effects_of
@@ -58,6 +59,44 @@ def claim_of(
         deal_type=deal_type,
         amount=value,
         currency=currency,
+    )
+
+
+def submitted_claim(e: RegistrationSubmitted, policy: Policy) -> Claim:
+    """The claim a submission makes, its identity keyed under the policy in force."""
+    return claim_of(
+        claim_id=e.registration_id,
+        kind="registration",
+        program_id=e.program_id,
+        customer=e.customer,
+        products=e.products,
+        submitted_at=e.submitted_at,
+        status="pending",
+        policy=policy,
+        partner_id=e.partner_id,
+        tier=e.partner_tier,
+        deal_type=e.deal_type,
+        amount=e.estimated_value.amount,
+        currency=e.estimated_value.currency,
+    )
+
+
+def amended_claim(current: Claim, e: RegistrationAmended, policy: Policy) -> Claim:
+    """The claim with the amended customer, products and value."""
+    return claim_of(
+        claim_id=current.claim_id,
+        kind="registration",
+        program_id=e.program_id,
+        customer=e.customer,
+        products=e.products,
+        submitted_at=current.submitted_at,
+        status=current.status,
+        policy=policy,
+        partner_id=current.partner_id,
+        tier=current.tier,
+        deal_type=current.deal_type,
+        amount=e.estimated_value.amount,
+        currency=e.estimated_value.currency,
     )
 
 

@@ -15,7 +15,7 @@ from contracts.registration_events import (
     RegistrationWithdrawn,
 )
 from services.conflict import claims_repo, policy_store, tie_groups
-from services.conflict.deciding import claim_of, decide, reevaluate_waitlist
+from services.conflict.deciding import amended_claim, decide, reevaluate_waitlist, submitted_claim
 from services.conflict.domain import ownership
 from services.conflict.domain.effects import status_event
 from services.conflict.domain.policy import tie_window
@@ -77,22 +77,7 @@ async def _known(conn: asyncpg.Connection, registration_id: str):
 
 async def _submitted(conn: asyncpg.Connection, ce: CloudEvent, e: RegistrationSubmitted) -> None:
     policy, version = await policy_store.in_force(conn, e.program_id)
-    claim = claim_of(
-        claim_id=e.registration_id,
-        kind="registration",
-        program_id=e.program_id,
-        customer=e.customer,
-        products=e.products,
-        submitted_at=e.submitted_at,
-        status="pending",
-        policy=policy,
-        partner_id=e.partner_id,
-        tier=e.partner_tier,
-        deal_type=e.deal_type,
-        amount=e.estimated_value.amount,
-        currency=e.estimated_value.currency,
-    )
-    claim = await claims_repo.insert(conn, claim, encode(e.customer).decode())
+    claim = await claims_repo.insert(conn, submitted_claim(e, policy), encode(e.customer).decode())
     if tie_window(policy):
         await tie_groups.join_or_open(conn, claim, policy, e.submitted_at)
         return
@@ -102,22 +87,7 @@ async def _submitted(conn: asyncpg.Connection, ce: CloudEvent, e: RegistrationSu
 async def _amended(conn: asyncpg.Connection, ce: CloudEvent, e: RegistrationAmended) -> None:
     claim = await _known(conn, e.registration_id)
     policy, version = await policy_store.in_force(conn, e.program_id)
-    amended = claim_of(
-        claim_id=claim.claim_id,
-        kind="registration",
-        program_id=e.program_id,
-        customer=e.customer,
-        products=e.products,
-        submitted_at=claim.submitted_at,
-        status=claim.status,
-        policy=policy,
-        partner_id=claim.partner_id,
-        tier=claim.tier,
-        deal_type=claim.deal_type,
-        amount=e.estimated_value.amount,
-        currency=e.estimated_value.currency,
-    )
-    await claims_repo.update_terms(conn, amended)
+    await claims_repo.update_terms(conn, amended_claim(claim, e, policy))
     if claim.status == "info_requested" and e.answers_info_request:
         emits = [status_event(claim, "pending_review", None, e.amended_at, rule="review", version=version)]
         await record(conn, emits, cause_id=ce.id, now=e.amended_at, meta=_meta(ce), program_id=e.program_id)

@@ -23,7 +23,7 @@ from contracts.registration_events import (
     RegistrationWithdrawn,
 )
 from services.conflict import claims_repo, policy_store, projector
-from services.conflict.deciding import claim_of
+from services.conflict.deciding import amended_claim, claim_of, submitted_claim
 
 PROJECTIONS = ("conflict.claims", "conflict.conflicts", "conflict.policies", "conflict.timers", "conflict.tie_groups")
 _MERGED = """
@@ -79,41 +79,12 @@ async def _registration_fact(conn: asyncpg.Connection, e) -> None:
     match e:
         case RegistrationSubmitted():
             policy, _ = await policy_store.in_force(conn, e.program_id)
-            claim = claim_of(
-                claim_id=e.registration_id,
-                kind="registration",
-                program_id=e.program_id,
-                customer=e.customer,
-                products=e.products,
-                submitted_at=e.submitted_at,
-                status="pending",
-                policy=policy,
-                partner_id=e.partner_id,
-                tier=e.partner_tier,
-                deal_type=e.deal_type,
-                amount=e.estimated_value.amount,
-                currency=e.estimated_value.currency,
-            )
-            await claims_repo.insert(conn, claim, encode(e.customer).decode())
+            await claims_repo.insert(conn, submitted_claim(e, policy), encode(e.customer).decode())
         case RegistrationAmended():
             current = await claims_repo.load(conn, e.registration_id)
             if current is not None:
                 policy, _ = await policy_store.in_force(conn, e.program_id)
-                await claims_repo.update_terms(
-                    conn,
-                    claim_of(
-                        claim_id=current.claim_id,
-                        kind="registration",
-                        program_id=e.program_id,
-                        customer=e.customer,
-                        products=e.products,
-                        submitted_at=current.submitted_at,
-                        status=current.status,
-                        policy=policy,
-                        amount=e.estimated_value.amount,
-                        currency=e.estimated_value.currency,
-                    ),
-                )
+                await claims_repo.update_terms(conn, amended_claim(current, e, policy))
         case RegistrationWithdrawn():
             await conn.execute("UPDATE conflict.claims SET status = 'withdrawn' WHERE claim_id = $1", e.registration_id)
         case OutcomeReported():
