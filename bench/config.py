@@ -13,8 +13,9 @@ class Profile:
     partners: int = 40
     burst_s: float = 30.0
     burst_concurrency: int = 64
-    drain_cap_s: float = 240.0  # give up waiting for the burst's decisions after this long
-    settle_cap_s: float = 180.0  # the pipeline must be idle before each phase; wait at most this
+    drain_cap_s: float = 180.0  # give up waiting for the burst's decisions after this long
+    settle_cap_s: float = 120.0  # the pipeline must be idle before each phase; wait at most this,
+    settle_budget_s: float = 420.0  # and at most this much in all, so a slow pipeline cannot overrun the run
     step_s: float = 20.0
     step_rates: tuple[int, ...] = (25, 50, 100, 150, 200, 300, 400, 500, 600, 800, 1000, 1250, 1500, 2000, 3000)
     max_steps: int = 6
@@ -24,7 +25,7 @@ class Profile:
     grace_s: float = 10.0  # an open loop abandons what is unanswered this long after its last due time
     e2e_rate: int = 500
     e2e_s: float = 30.0
-    e2e_cap_s: float = 180.0
+    e2e_cap_s: float = 150.0
     detect_sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)
     detect_probes: int = 1000
     detect_cap_s: float = 90.0  # probing one size stops after this long (the count probed is reported)
@@ -41,6 +42,7 @@ class Profile:
                 "burst_s",
                 "drain_cap_s",
                 "settle_cap_s",
+                "settle_budget_s",
                 "step_s",
                 "latency_s",
                 "grace_s",
@@ -65,7 +67,8 @@ QUICK = Profile(
     partners=20,
     burst_s=5.0,
     drain_cap_s=45.0,
-    settle_cap_s=45.0,
+    settle_cap_s=30.0,
+    settle_budget_s=60.0,
     step_s=5.0,
     max_steps=3,
     keep_up_lag_s=3.0,

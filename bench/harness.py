@@ -52,6 +52,7 @@ class Bench:
 
     def __post_init__(self) -> None:
         self.partners = data.partners(self.seed, self.profile.partners)
+        self.settle_budget_left = self.profile.settle_budget_s
 
     @property
     def registrations_url(self) -> str:
@@ -102,12 +103,16 @@ class Bench:
         return pending
 
     async def settle(self, cap_s: float | None = None) -> float | None:
-        """Wait until the pipeline is idle; seconds waited, or None when `cap_s` ran out first."""
-        cap = self.profile.settle_cap_s if cap_s is None else cap_s
+        """Wait until the pipeline is idle; seconds waited, or None when the cap (or what is left of the
+        run's whole settling budget) ran out first: the next phase then starts on a busy pipeline."""
+        cap = min(self.profile.settle_cap_s if cap_s is None else cap_s, self.settle_budget_left)
         started = time.monotonic()
-        while (backlog := await self.pipeline_backlog()) > 0:
-            if time.monotonic() - started > cap:
-                say(f"pipeline still has {backlog} messages after {cap:.0f}s; going on")
-                return None
-            await asyncio.sleep(0.25)
-        return round(time.monotonic() - started, 2)
+        try:
+            while (backlog := await self.pipeline_backlog()) > 0:
+                if time.monotonic() - started > cap:
+                    say(f"pipeline still has {backlog} messages after {cap:.0f}s; going on")
+                    return None
+                await asyncio.sleep(0.25)
+            return round(time.monotonic() - started, 2)
+        finally:
+            self.settle_budget_left -= time.monotonic() - started
