@@ -20,7 +20,6 @@ _COLUMNS = (
     " amount, currency, submitted_at, status, protected_until, approved_at, conflict_id, attribution_percent,"
     " extensions, appeals, decided_at, decided_by, decided_level, policy_version, seq"
 )
-PG_TRGM_DEFAULT_THRESHOLD = 0.3
 RIVAL_STATUSES = ["pending", "pending_review", "info_requested", "under_review", "approved", "open"]
 
 
@@ -122,10 +121,9 @@ async def load_many(conn: asyncpg.Connection, claim_ids: Iterable[str]) -> list[
 async def candidates(conn: asyncpg.Connection, c: Claim, policy: Policy, statuses: list[str]) -> list[Claim]:
     """Claims in the program that the indexes say may name the same customer, in `statuses`."""
     threshold = policy.match.name_similarity
-    if threshold < PG_TRGM_DEFAULT_THRESHOLD:
-        # `%` asks the index with pg_trgm's threshold; lower it (for this transaction) only when the
-        # policy's is lower, since `similarity() >= threshold` filters what the index finds anyway
-        await conn.execute("SELECT set_config('pg_trgm.similarity_threshold', $1, true)", str(threshold))
+    # `%` asks the index with pg_trgm's threshold: at the policy's (usually higher than the default
+    # 0.3) the index itself rejects most candidates, several times faster on large programs
+    await conn.execute("SELECT set_config('pg_trgm.similarity_threshold', $1, true)", str(threshold))
     rows = await conn.fetch(
         f"""
         SELECT {_COLUMNS} FROM conflict.claims
