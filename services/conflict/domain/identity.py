@@ -19,6 +19,7 @@ matches only by domain, DUNS or tax id.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import struct
@@ -177,6 +178,12 @@ class MatchKey:
     score: float
 
 
+@functools.lru_cache(maxsize=64)
+def _ignored(ignore_domains: tuple[str, ...]) -> frozenset[str | None]:
+    """The registrable forms of a policy's ignore list (a policy has one; claims are many)."""
+    return frozenset(registrable_domain(d) for d in ignore_domains)
+
+
 def identity_of(
     name: str | None,
     country: str | None,
@@ -187,7 +194,7 @@ def identity_of(
 ) -> Identity:
     """The comparable identity of a customer as a claim gave it."""
     registrable = registrable_domain(domain)
-    if registrable in {registrable_domain(d) for d in ignore_domains}:
+    if registrable is not None and registrable in _ignored(tuple(ignore_domains)):
         registrable = None
     duns_digits = "".join(ch for ch in duns or "" if ch.isascii() and ch.isdigit())
     tax_key = re.sub(r"[^0-9A-Z]", "", unicodedata.normalize("NFKC", tax_id or "").upper())
