@@ -24,6 +24,7 @@ from bench.rss import ResourceSampler
 from bench.stack import BenchStack
 from contracts.envelope import JETSTREAM_STREAMS
 from services.conflict import intake
+from services.eventlog import db
 from services.registration import status_flow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +61,7 @@ class Bench:
 
     async def pool(self) -> asyncpg.Pool:
         if self._pool is None:
-            self._pool = await asyncpg.create_pool(self.stack.database_url, min_size=1, max_size=4)
+            self._pool = await db.create_pool(self.stack.database_url, min_size=1, max_size=4)
         return self._pool
 
     async def close(self) -> None:

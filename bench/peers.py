@@ -21,6 +21,7 @@ import asyncpg
 
 from bench.stack import create_database, with_database
 from bench.stats import summary
+from services.eventlog import db
 from services.eventlog.events import NO_STREAM, Metadata, NewEvent
 from services.eventlog.migrate import migrate
 from services.eventlog.store import EventStore
@@ -160,7 +161,7 @@ def eventsourcing_appends(tcp_dsn: str, writers: int, seconds: float, payloads: 
 async def our_appends(tcp_dsn: str, writers: int, seconds: float, payloads: list[bytes]) -> dict:
     """Our `EventStore.append` (event, stream head, outbox row, NOTIFY), `writers` tasks, one event each."""
     store = EventStore("registration")
-    pool = await asyncpg.create_pool(with_database(tcp_dsn, DATABASE), min_size=writers, max_size=writers)
+    pool = await db.create_pool(with_database(tcp_dsn, DATABASE), min_size=writers, max_size=writers)
     latencies: list[float] = []
     end = time.monotonic() + seconds
 

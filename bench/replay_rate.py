@@ -14,6 +14,7 @@ from pathlib import Path
 import asyncpg
 
 from bench.harness import say
+from services.eventlog import db
 
 
 async def _rebuild(pool: asyncpg.Pool) -> tuple[int, float, str]:
@@ -49,7 +50,7 @@ class _Rollback(Exception):
 
 
 async def replay_rate(database_url: str, profile_dir: Path | None) -> dict:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    pool = await db.create_pool(database_url, min_size=1, max_size=2)
     try:
         async with pool.acquire() as conn:
             logged = await conn.fetchval(

@@ -149,9 +149,10 @@ async def _replay(dsn: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from services.conflict.replay import count_events, rebuild
+    from services.eventlog import db
 
     try:
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2, timeout=10)
+        pool = await db.create_pool(dsn, min_size=1, max_size=2, timeout=10)
     except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
         raise CommandError(f"cannot reach the database: {exc}") from exc
     try:

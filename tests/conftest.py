@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
+from services.eventlog import db
 from services.eventlog.jetstream import connect, ensure_streams
 from services.eventlog.migrate import migrate
 
@@ -78,7 +79,7 @@ def nats_url(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest_asyncio.fixture(scope="session")
 async def pool(pg_dsn: str):
-    p = await asyncpg.create_pool(pg_dsn, min_size=2, max_size=20)
+    p = await db.create_pool(pg_dsn, min_size=2, max_size=20)
     try:
         yield p
     finally:

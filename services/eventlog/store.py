@@ -67,8 +67,8 @@ class EventStore:
         s = schema
         self._sql_existing = f"SELECT event_id, stream_id FROM {s}.events WHERE event_id = ANY($1::uuid[])"
         self._sql_version = f"SELECT version FROM {s}.streams WHERE stream_id = $1"
-        # The stream head moves, the events and their outbox rows are written, and the relay is woken,
-        # in one statement: the events are only inserted when the head moved as expected.
+        # The stream head moves and the events and their outbox rows are written in one statement:
+        # the events are only inserted when the head moved as expected.
         heads = {
             NO_STREAM: f"INSERT INTO {s}.streams (stream_id, version) VALUES ($1, $12::int)"
             f" ON CONFLICT DO NOTHING RETURNING version",
@@ -92,10 +92,11 @@ class EventStore:
                 INSERT INTO {s}.outbox (global_position, subject)
                 SELECT global_position, 'dealreg.{self.service}.' || $2 || '.' || event_type FROM ins
             )
-            SELECT (SELECT version FROM head), pg_notify('{self.notify_channel}', '')
+            SELECT version FROM head
             """
             for kind, head in heads.items()
         }
+        self._sql_notify = f"SELECT pg_notify('{self.notify_channel}', '')"
         self._sql_stream = (
             f"SELECT {_COLUMNS} FROM {s}.events WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version"
         )
@@ -122,6 +123,7 @@ class EventStore:
         Re-appending events whose ids are already recorded is a no-op (idempotent retries).
         Raises ConcurrencyError, writing nothing, when the stream is elsewhere.
         The events' `traceparent` is the append span's (see `telemetry.event_traceparent`).
+        `conn` must come from `services.eventlog.db`: the outbox relay is woken after the commit.
         """
         if not events:
             raise ValueError("nothing to append")
@@ -138,9 +140,11 @@ class EventStore:
         program_id: str,
         metadata: Metadata,
     ) -> int:
-        if not conn.is_in_transaction():
-            async with conn.transaction():
+        in_transaction = conn.is_in_transaction()
+        if not in_transaction and expected_version == ANY_VERSION:
+            async with conn.transaction():  # the look-up of the ids and the append must see the same log
                 return await self._append(conn, stream_id, expected_version, events, program_id, metadata)
+        # otherwise the append is one statement: atomic on its own, without a BEGIN and a COMMIT
         ids = [e.event_id for e in events]
         n = len(events)
         if expected_version == ANY_VERSION:
@@ -171,8 +175,16 @@ class EventStore:
                 return version
             actual = await conn.fetchval(self._sql_version, stream_id) or 0
             raise ConcurrencyError(stream_id, expected_version, actual)
+        if in_transaction:
+            conn.after_commit(self.notify_channel, self._wake_relay)
+        else:
+            await self._wake_relay(conn)
         events_appended(self.schema, program_id, [e.event_type for e in events])
         return new_version
+
+    async def _wake_relay(self, conn: asyncpg.Connection) -> None:
+        # after the commit, in a transaction that writes nothing (see `services.eventlog.db`)
+        await conn.execute(self._sql_notify)
 
     async def _already_recorded(self, conn: asyncpg.Connection, stream_id: str, ids: list[uuid.UUID]) -> int | None:
         """The stream's version when every id is already recorded on it; None when none is."""

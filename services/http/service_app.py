@@ -7,10 +7,10 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Protocol
 
-import asyncpg
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
+from services.eventlog import db
 from services.eventlog.jetstream import connect, ensure_streams
 from services.http.health import HEALTH_ROUTES, Runtime
 from services.http.observe import Observability
@@ -38,7 +38,7 @@ def service_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        rt.pool = await asyncpg.create_pool(settings.database_url, min_size=2, max_size=settings.db_pool_size)
+        rt.pool = await db.create_pool(settings.database_url, min_size=2, max_size=settings.db_pool_size)
         rt.nc = await connect(settings.nats_url or "", name=f"dealreg-{service}")
         stop = asyncio.Event()
         tasks: list[asyncio.Task] = []

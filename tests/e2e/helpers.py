@@ -26,6 +26,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from contracts.conflict_events import RegistrationStatusChanged
 from contracts.envelope import CloudEvent, decode_envelope, encode, envelope, subject_for
+from services.eventlog import db
 from services.eventlog.migrate import migrate
 from tests.e2e.conftest import token
 
@@ -137,7 +138,7 @@ async def fresh_database(server_dsn: str) -> AsyncIterator[tuple[str, asyncpg.Po
         await admin.close()
     dsn = with_database(server_dsn, name)
     await migrate(dsn)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=10)
+    pool = await db.create_pool(dsn, min_size=1, max_size=10)
     try:
         yield dsn, pool
     finally:

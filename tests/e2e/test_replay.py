@@ -11,6 +11,7 @@ import pytest
 from contracts.envelope import CloudEvent, cloudevent_type, decode_data, source_for
 from services.conflict import intake
 from services.conflict.replay import rebuild
+from services.eventlog import db
 from services.eventlog.migrate import migrate
 from tests.e2e.conftest import token
 from tests.e2e.test_conflict_flow import registration, setup_program, status_of, wait_for
@@ -99,7 +100,7 @@ async def test_the_same_history_decides_the_same_byte_for_byte(registration_api,
 
     dsn = urlunsplit(urlsplit(server_dsn)._replace(path=f"/{fresh_name}"))
     await migrate(dsn)
-    conn = await asyncpg.connect(dsn)
+    conn = await db.connect(dsn)
     try:
         for p in policies:
             await conn.execute("INSERT INTO conflict.policies VALUES ($1, $2, $3, $4)", *p)

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from services.eventlog import db
 from services.eventlog.migrate import migrate
 
 
@@ -24,7 +25,7 @@ async def scratch_database(server_dsn: str, max_size: int = 10) -> AsyncIterator
         await admin.close()
     dsn = urlunsplit(urlsplit(server_dsn)._replace(path=f"/{name}"))
     await migrate(dsn)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size)
+    pool = await db.create_pool(dsn, min_size=1, max_size=max_size)
     try:
         yield pool
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import asyncpg
@@ -184,3 +185,52 @@ async def test_append_schedules_publication_in_the_same_transaction(pool):
                 stream,
             )
     assert subject == "dealreg.registration.acme.partner.enrolled"
+
+
+async def test_the_relay_is_woken_after_the_commit_and_never_for_a_rollback(pool):
+    woken: list[object] = []
+
+    def wake(*_: object) -> None:
+        woken.append(1)
+
+    listener = await pool.acquire()
+    await listener.add_listener(store.notify_channel, wake)
+    sent: list[str] = []
+    try:
+        async with pool.acquire() as conn:
+            with conn.query_logger(lambda q: sent.append(q.query)):
+                with pytest.raises(RuntimeError):
+                    async with conn.transaction():
+                        await store.append(conn, unique_id("s"), NO_STREAM, [ev(1)], program_id="p")
+                        raise RuntimeError("rolled back")
+                async with conn.transaction():
+                    await store.append(conn, unique_id("s"), NO_STREAM, [ev(2)], program_id="p")
+                    async with conn.transaction():  # a savepoint: still one wake-up, after the outer commit
+                        await store.append(conn, unique_id("s"), NO_STREAM, [ev(3)], program_id="p")
+                # on its own, the append is one statement (its own transaction), then the wake-up
+                await store.append(conn, unique_id("s"), NO_STREAM, [ev(4)], program_id="p")
+        for _ in range(100):
+            if len(woken) >= 2:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+        assert len(woken) == 2
+        # the NOTIFY is never part of an appending transaction: it would serialise every commit
+        notifies = [i for i, q in enumerate(sent) if "pg_notify" in q]
+        assert len(notifies) == 2 and sent[notifies[0] - 1].startswith("COMMIT")
+        assert not any("pg_notify" in q for q in sent if "INSERT INTO" in q)
+    finally:
+        await listener.remove_listener(store.notify_channel, wake)
+        await pool.release(listener)
+
+
+async def test_appending_on_a_plain_asyncpg_connection_is_refused(pg_dsn):
+    conn = await asyncpg.connect(pg_dsn)
+    stream = unique_id("s")
+    try:
+        with pytest.raises(AttributeError):  # it could not wake the relay after the commit
+            async with conn.transaction():
+                await store.append(conn, stream, NO_STREAM, [ev(1)], program_id="p")
+        assert await count(conn, stream) == 0
+    finally:
+        await conn.close()

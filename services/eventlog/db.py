@@ -1,0 +1,74 @@
+"""PostgreSQL connections that can run work after their transaction commits.
+
+The event store wakes outbox relays with NOTIFY. Sent inside the appending transaction, a NOTIFY
+takes PostgreSQL's notification lock from pre-commit to the end of the commit, WAL flush included,
+so every appending transaction of the cluster would commit one after the other (pgbench at 16
+connections: about 4,600 inserts/s without, 1,700 with). Sent after the commit, in a transaction
+of its own that writes nothing, it holds that lock for no flush at all, and concurrent appends
+share their WAL flushes again. `after_commit` is how the store asks for that.
+
+Every pool and connection that appends must come from `create_pool` or `connect` here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any
+
+import asyncpg
+import structlog
+from asyncpg.transaction import Transaction
+
+log = structlog.get_logger(__name__)
+
+AfterCommit = Callable[[asyncpg.Connection], Awaitable[Any]]
+
+
+class Connection(asyncpg.Connection):
+    """asyncpg's connection, with callbacks run once its outermost transaction has committed."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._after_commit: dict[Hashable, AfterCommit] = {}
+
+    def transaction(self, *, isolation=None, readonly=False, deferrable=False) -> Transaction:
+        return _Transaction(self, isolation, readonly, deferrable)
+
+    def after_commit(self, key: Hashable, callback: AfterCommit) -> None:
+        """Run `callback(conn)` after the current transaction commits (once per `key`); dropped on rollback."""
+        if not self.is_in_transaction():
+            raise RuntimeError("after_commit needs an open transaction")
+        self._after_commit.setdefault(key, callback)
+
+    async def _run_after_commit(self, committed: bool) -> None:
+        callbacks, self._after_commit = list(self._after_commit.values()), {}
+        if not committed:
+            return
+        for callback in callbacks:
+            try:
+                await callback(self)
+            except Exception as e:  # the transaction is committed: its effects stand; a wake-up can be late
+                log.warning("db.after_commit_failed", error=repr(e))
+
+
+class _Transaction(Transaction):
+    async def __aexit__(self, extype, ex, tb):
+        conn: Connection = self._connection
+        try:
+            await super().__aexit__(extype, ex, tb)
+        except BaseException:
+            if not self._nested:
+                await conn._run_after_commit(False)
+            raise
+        if not self._nested:
+            await conn._run_after_commit(extype is None)
+
+
+async def create_pool(dsn: str, **kwargs: Any) -> asyncpg.Pool:
+    """An asyncpg pool of `Connection`s."""
+    return await asyncpg.create_pool(dsn, connection_class=Connection, **kwargs)
+
+
+async def connect(dsn: str, **kwargs: Any) -> Connection:
+    """One `Connection`."""
+    return await asyncpg.connect(dsn, connection_class=Connection, **kwargs)
