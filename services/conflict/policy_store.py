@@ -10,12 +10,27 @@ import msgspec
 from contracts.conflict_events import PolicyPublished
 from services.conflict.domain.effects import Emit
 from services.conflict.domain.policy import DEFAULT_POLICY, Policy, policy_to_json
+from services.eventlog.db import transaction_local
 
 _decoder = msgspec.json.Decoder(Policy)
 
 
 async def in_force(conn: asyncpg.Connection, program_id: str) -> tuple[Policy, int]:
-    """The latest published policy of the program (version 0, the default, until one is published)."""
+    """The latest published policy of the program (version 0, the default, until one is published).
+
+    Remembered for the rest of the transaction: policies are published under the program's lock,
+    which the deciding transactions hold."""
+    local = transaction_local(conn)
+    key = ("policy", program_id)
+    if local is not None and key in local:
+        return local[key]
+    found = await _latest(conn, program_id)
+    if local is not None:
+        local[key] = found
+    return found
+
+
+async def _latest(conn: asyncpg.Connection, program_id: str) -> tuple[Policy, int]:
     row = await conn.fetchrow(
         "SELECT version, policy::text FROM conflict.policies WHERE program_id = $1 ORDER BY version DESC LIMIT 1",
         program_id,
@@ -54,6 +69,8 @@ async def next_version(conn: asyncpg.Connection, program_id: str) -> int:
 
 
 async def project(conn: asyncpg.Connection, e: PolicyPublished) -> None:
+    if (local := transaction_local(conn)) is not None:
+        local.pop(("policy", e.program_id), None)
     await conn.execute(
         "INSERT INTO conflict.policies (program_id, version, policy, published_at) VALUES ($1, $2, $3::jsonb, $4)"
         " ON CONFLICT DO NOTHING",

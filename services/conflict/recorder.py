@@ -18,6 +18,7 @@ from contracts.envelope import encode
 from services.conflict import projector
 from services.conflict.domain.effects import Emit
 from services.conflict.observe import decided, decision_span
+from services.eventlog.db import transaction_local
 from services.eventlog.events import ANY_VERSION, Metadata, NewEvent
 from services.eventlog.store import EventStore
 
@@ -27,7 +28,12 @@ _NS = uuid.UUID("c6f1d7a4-51a3-4f0e-8f53-3e2f4a9d7b21")
 
 async def lock_program(conn: asyncpg.Connection, program_id: str) -> None:
     """Decisions within a program are taken one at a time, across replicas (until commit)."""
+    local = transaction_local(conn)
+    held = local.setdefault("program_locks", set()) if local is not None else set()
+    if program_id in held:  # a consumer's batch decides many facts of the program in one transaction
+        return
     await conn.execute("SELECT pg_advisory_xact_lock($1)", zlib.crc32(f"conflict:{program_id}".encode()) - 2**31)
+    held.add(program_id)
 
 
 def event_id(cause_id: str, index: int) -> uuid.UUID:

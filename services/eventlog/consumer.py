@@ -74,6 +74,10 @@ class EventConsumer:
             f"INSERT INTO {schema}.processed (consumer, event_id) VALUES ($1, $2::uuid)"
             f" ON CONFLICT DO NOTHING RETURNING 1"
         )
+        self._sql_mark_many = (
+            f"INSERT INTO {schema}.processed (consumer, event_id) SELECT $1, unnest($2::uuid[])"
+            f" ON CONFLICT DO NOTHING RETURNING event_id::text"
+        )
 
     async def subscribe(self):
         return await self.js.pull_subscribe(
@@ -171,8 +175,12 @@ class EventConsumer:
         applied = 0
         try:
             async with self.pool.acquire() as conn, conn.transaction():
+                # the whole batch marked processed in one statement: what was already is skipped
+                marked = await conn.fetch(self._sql_mark_many, self.durable, [ce.id for _, ce, _ in decoded])
+                fresh = {r[0] for r in marked}
                 for msg, ce, data in decoded:
-                    if await conn.fetchval(self._sql_mark, self.durable, ce.id):
+                    if (key := str(uuid.UUID(ce.id))) in fresh:
+                        fresh.discard(key)  # twice in one batch: applied once
                         await self._handle(conn, msg, ce, data)
                         applied += 1
         except Exception:

@@ -12,6 +12,7 @@ Every pool and connection that appends must come from `create_pool` or `connect`
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
@@ -25,11 +26,15 @@ AfterCommit = Callable[[asyncpg.Connection], Awaitable[Any]]
 
 
 class Connection(asyncpg.Connection):
-    """asyncpg's connection, with callbacks run once its outermost transaction has committed."""
+    """asyncpg's connection, with callbacks run once its outermost transaction has committed, and
+    `transaction_local`: what the current transaction has already learnt (locks it holds, say),
+    emptied when it ends and when one of its savepoints rolls back."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._after_commit: dict[Hashable, AfterCommit] = {}
+        self.transaction_local: dict[Hashable, Any] = {}
+        self.shared: dict[Hashable, Any] = {}  # the same dict for every connection of a pool
 
     def transaction(self, *, isolation=None, readonly=False, deferrable=False) -> Transaction:
         return _Transaction(self, isolation, readonly, deferrable)
@@ -40,7 +45,12 @@ class Connection(asyncpg.Connection):
             raise RuntimeError("after_commit needs an open transaction")
         self._after_commit.setdefault(key, callback)
 
-    async def _run_after_commit(self, committed: bool) -> None:
+    async def _ended(self, nested: bool, committed: bool) -> None:
+        if nested:
+            if not committed:  # what the savepoint took (its locks too) is gone
+                self.transaction_local.clear()
+            return
+        self.transaction_local = {}
         callbacks, self._after_commit = list(self._after_commit.values()), {}
         if not committed:
             return
@@ -57,16 +67,31 @@ class _Transaction(Transaction):
         try:
             await super().__aexit__(extype, ex, tb)
         except BaseException:
-            if not self._nested:
-                await conn._run_after_commit(False)
+            await conn._ended(self._nested, committed=False)
             raise
-        if not self._nested:
-            await conn._run_after_commit(extype is None)
+        await conn._ended(self._nested, committed=extype is None)
+
+
+def atomic(conn: asyncpg.Connection) -> contextlib.AbstractAsyncContextManager:
+    """A transaction, unless one is open already: no savepoint (two round trips) for work whose
+    failure fails the caller's transaction anyway."""
+    return contextlib.nullcontext() if conn.is_in_transaction() else conn.transaction()
+
+
+def transaction_local(conn: asyncpg.Connection) -> dict[Hashable, Any] | None:
+    """The open transaction's `transaction_local` (None outside a transaction)."""
+    return getattr(conn, "transaction_local", None) if conn.is_in_transaction() else None
 
 
 async def create_pool(dsn: str, **kwargs: Any) -> asyncpg.Pool:
-    """An asyncpg pool of `Connection`s."""
-    return await asyncpg.create_pool(dsn, connection_class=Connection, **kwargs)
+    """An asyncpg pool of `Connection`s sharing one `shared` dict (an in-process outbox relay
+    leaves its wake-up there, which saves its appenders the NOTIFY)."""
+    shared: dict[Hashable, Any] = {}
+
+    async def init(conn: Connection) -> None:
+        conn.shared = shared
+
+    return await asyncpg.create_pool(dsn, connection_class=Connection, init=init, **kwargs)
 
 
 async def connect(dsn: str, **kwargs: Any) -> Connection:

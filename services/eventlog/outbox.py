@@ -1,6 +1,7 @@
 """The outbox relay: publishes appended events to JetStream, in order, at least once.
 
-Appends write an outbox row in the same transaction as the event, and NOTIFY the relay. The relay
+Appends write an outbox row in the same transaction as the event, and wake the relay once they
+have committed: directly when it runs in their process and pool, else by NOTIFY. The relay
 publishes a batch with asynchronous acks, `Nats-Msg-Id` = event id (so JetStream drops duplicates
 inside its window, and consumers dedupe by event id beyond it), and deletes the rows only after
 every PubAck. Several replicas may run a relay: a session advisory lock lets one publish a schema's
@@ -68,10 +69,15 @@ class OutboxRelay:
                     if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self.lock_key):
                         await _wait(stop, self.standby_interval)
                         continue
+                    # appenders of this process wake it directly, those of other replicas by NOTIFY
+                    shared = getattr(conn, "shared", {})
                     try:
+                        shared[self.store.notify_channel] = self.wake
                         await conn.add_listener(self.store.notify_channel, self.wake)
                         await self._publish_loop(conn, stop)
                     finally:
+                        if shared.get(self.store.notify_channel) == self.wake:
+                            del shared[self.store.notify_channel]
                         await conn.remove_listener(self.store.notify_channel, self.wake)
                         await conn.execute("SELECT pg_advisory_unlock($1)", self.lock_key)
             except asyncio.CancelledError:

@@ -72,7 +72,9 @@ class EventStore:
         heads = {
             NO_STREAM: f"INSERT INTO {s}.streams (stream_id, version) VALUES ($1, $12::int)"
             f" ON CONFLICT DO NOTHING RETURNING version",
-            ANY_VERSION: f"INSERT INTO {s}.streams AS st (stream_id, version) VALUES ($1, $12::int)"
+            # with no version to check, a retry shows in its ids: then nothing moves
+            ANY_VERSION: f"INSERT INTO {s}.streams AS st (stream_id, version) SELECT $1, $12::int"
+            f" WHERE NOT EXISTS (SELECT FROM {s}.events WHERE event_id = ANY($7::uuid[]))"
             f" ON CONFLICT (stream_id) DO UPDATE SET version = st.version + $12::int RETURNING version",
             "expected": f"UPDATE {s}.streams SET version = $13::int + $12::int"
             f" WHERE stream_id = $1 AND version = $13::int RETURNING version",
@@ -140,17 +142,10 @@ class EventStore:
         program_id: str,
         metadata: Metadata,
     ) -> int:
+        # the append is one statement: outside a transaction, atomic on its own without BEGIN and COMMIT
         in_transaction = conn.is_in_transaction()
-        if not in_transaction and expected_version == ANY_VERSION:
-            async with conn.transaction():  # the look-up of the ids and the append must see the same log
-                return await self._append(conn, stream_id, expected_version, events, program_id, metadata)
-        # otherwise the append is one statement: atomic on its own, without a BEGIN and a COMMIT
         ids = [e.event_id for e in events]
         n = len(events)
-        if expected_version == ANY_VERSION:
-            # no version check can reveal a retry here, so look for the ids first
-            if (version := await self._already_recorded(conn, stream_id, ids)) is not None:
-                return version
         args = [
             stream_id,
             program_id,
@@ -170,7 +165,7 @@ class EventStore:
         else:
             new_version = await conn.fetchval(self._sql_append["expected"], *args, expected_version)
         if new_version is None:
-            # a retry of an append that committed moved the stream too: only then look for the ids
+            # nothing moved: a retry of an append that committed, or another writer first
             if (version := await self._already_recorded(conn, stream_id, ids)) is not None:
                 return version
             actual = await conn.fetchval(self._sql_version, stream_id) or 0
@@ -183,8 +178,14 @@ class EventStore:
         return new_version
 
     async def _wake_relay(self, conn: asyncpg.Connection) -> None:
-        # after the commit, in a transaction that writes nothing (see `services.eventlog.db`)
-        await conn.execute(self._sql_notify)
+        """After the commit: the relay of this process directly when it is the one publishing (it
+        left its wake-up in the pool's `shared`), else a NOTIFY in a transaction that writes nothing
+        (see `services.eventlog.db`)."""
+        wake = getattr(conn, "shared", {}).get(self.notify_channel)
+        if wake is not None:
+            wake()
+        else:
+            await conn.execute(self._sql_notify)
 
     async def _already_recorded(self, conn: asyncpg.Connection, stream_id: str, ids: list[uuid.UUID]) -> int | None:
         """The stream's version when every id is already recorded on it; None when none is."""

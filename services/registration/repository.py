@@ -9,6 +9,7 @@ import msgspec
 
 from contracts.envelope import decode_data, encode
 from contracts.registration_events import RegistrationSubmitted
+from services.eventlog.db import atomic
 from services.eventlog.events import ConcurrencyError, Metadata, NewEvent, RecordedEvent
 from services.eventlog.store import EventStore
 from services.registration.domain.errors import DuplicateExternalRef
@@ -61,7 +62,7 @@ async def save(
         new = NewEvent(
             event_type=event_name, data=new.data, subject=after.id, occurred_at=new.occurred_at, event_id=event_id
         )
-    async with conn.transaction():
+    async with atomic(conn):
         if before is None and after.external_ref is not None:
             await claim_external_ref(conn, after)
         await STORE.append(

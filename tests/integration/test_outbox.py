@@ -14,11 +14,13 @@ import os
 import signal
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 
 from contracts.envelope import JETSTREAM_STREAMS
 from deploy.nats import NatsServer
 from deploy.ports import free_tcp_port
+from services.eventlog.db import create_pool
 from services.eventlog.events import ANY_VERSION, NewEvent
 from services.eventlog.jetstream import connect, ensure_streams
 from services.eventlog.outbox import OutboxRelay
@@ -202,11 +204,26 @@ async def test_two_relays_at_once_publish_each_event_once_and_in_order(db, nc, s
     assert [m.event.id for m in received] == [str(e.event_id) for e in appended]
 
 
-async def test_an_append_wakes_the_relay_long_before_its_poll_interval(db, nc):
+@pytest.mark.parametrize("appender", ["same pool", "another replica"])
+async def test_an_append_wakes_the_relay_long_before_its_poll_interval(server_dsn, nc, appender):
     program = unique_id("prog")
-    relay = OutboxRelay(db, nc.jetstream(), STORE, poll_interval=30.0)
-    async with reader(nc, program) as crm, running(relay):
-        await append(db, program, unique_id("s"), 0)
-        await crm.until(1, deadline=5)  # the relay starts with a pass over the outbox, then waits 30 s
-        await append(db, program, unique_id("s"), 1)
-        await crm.until(2, deadline=3)
+    async with fresh_database(server_dsn) as (dsn, pool):
+        # the relay's own process wakes it directly; another replica's append wakes it by NOTIFY
+        other = await create_pool(dsn, min_size=1, max_size=2) if appender == "another replica" else None
+        relay = OutboxRelay(pool, nc.jetstream(), STORE, poll_interval=30.0)
+        notified: list[object] = []
+        listener = await asyncpg.connect(dsn)
+        await listener.add_listener(STORE.notify_channel, lambda *_: notified.append(1))
+        try:
+            async with reader(nc, program) as crm, running(relay):
+                await append(pool, program, unique_id("s"), 0)
+                await crm.until(1, deadline=5)  # the relay starts with a pass over the outbox, then waits 30 s
+                notified.clear()
+                for n in range(1, 4):
+                    await append(other or pool, program, unique_id("s"), n)
+                    await crm.until(n + 1, deadline=3)
+            assert (len(notified) > 0) == (other is not None)  # in its own process: no NOTIFY needed
+        finally:
+            await listener.close()
+            if other is not None:
+                await other.close()
