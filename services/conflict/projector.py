@@ -1,154 +1,136 @@
-"""Applies the conflict service's own events to its projections and timers (also used by replay)."""
+"""Applies the conflict service's own events to its projections and timers, one statement per change.
+
+What an event changes is decided once, in `projection_changes`; this module only carries each change
+out in PostgreSQL (the replay carries the same changes out in memory, `replay_state`).
+"""
 
 from __future__ import annotations
 
 import asyncpg
 import msgspec
 
-from contracts.conflict_events import (
-    ConflictEscalated,
-    ConflictOpened,
-    ConflictReopened,
-    ConflictResolved,
-    DirectDealRecorded,
-    DirectDealReleased,
-    OwnershipChanged,
-    PolicyPublished,
-    RegistrationStatusChanged,
-    SlaBreached,
-)
 from services.conflict import policy_store, timers
-from services.conflict.domain.policy import review_sla
-
-_FINAL_BY_CONFLICT = {"authority_decision", "sla_default"}
+from services.conflict.projection_changes import (
+    AppealCounted,
+    ClaimsJoined,
+    ClaimStatusSet,
+    ConflictDecision,
+    ConflictEscalation,
+    ConflictRecorded,
+    ConflictReopening,
+    DecisionLevelRecorded,
+    PolicyRecorded,
+    ProtectionExtended,
+    ProtectionGranted,
+    StatusDecided,
+    changes_of,
+)
+from services.conflict.timer_changes import ExpiryTimersSet, ReviewTimerSet, TimerCleared, TimersCancelled, TimerSet
 
 
 async def apply(conn: asyncpg.Connection, name: str, e: msgspec.Struct) -> None:
-    match e:
-        case RegistrationStatusChanged():
-            await _status(conn, name, e)
-        case OwnershipChanged():
-            await _ownership(conn, name, e)
-        case ConflictOpened():
+    """Apply the conflict event `name` to the projections (inside the caller's transaction)."""
+    for change in changes_of(name, e):
+        await _carry_out(conn, change)
+
+
+async def _carry_out(conn: asyncpg.Connection, c) -> None:
+    match c:
+        case StatusDecided():
+            await conn.execute(
+                """
+                UPDATE conflict.claims SET status = $2, protected_until = $3, attribution_percent = $4,
+                    conflict_id = coalesce($5, conflict_id), decided_at = $6, policy_version = $7,
+                    decided_by = coalesce($8, decided_by)
+                WHERE claim_id = $1
+                """,
+                c.claim_id,
+                c.status,
+                c.protected_until,
+                c.attribution_percent,
+                c.conflict_id,
+                c.decided_at,
+                c.policy_version,
+                c.decided_by,
+            )
+        case AppealCounted():
+            await conn.execute("UPDATE conflict.claims SET appeals = appeals + 1 WHERE claim_id = $1", c.claim_id)
+        case ClaimStatusSet():
+            await conn.execute("UPDATE conflict.claims SET status = $2 WHERE claim_id = $1", c.claim_id, c.status)
+        case ProtectionGranted():
+            await conn.execute(
+                "UPDATE conflict.claims SET approved_at = $2, protected_until = $3 WHERE claim_id = $1",
+                c.claim_id,
+                c.approved_at,
+                c.protected_until,
+            )
+        case ProtectionExtended():
+            await conn.execute(
+                "UPDATE conflict.claims SET protected_until = $2, extensions = extensions + 1 WHERE claim_id = $1",
+                c.claim_id,
+                c.protected_until,
+            )
+        case ConflictRecorded():
             await conn.execute(
                 "INSERT INTO conflict.conflicts (conflict_id, program_id, state, level, policy_version, opened_at, doc)"
                 " VALUES ($1, $2, 'escalated', 1, $3, $4, $5::jsonb) ON CONFLICT DO NOTHING",
-                e.conflict_id,
-                e.program_id,
-                e.policy_version,
-                e.opened_at,
-                msgspec.json.encode(e).decode(),
+                c.conflict_id,
+                c.program_id,
+                c.policy_version,
+                c.opened_at,
+                c.doc,
             )
+        case ClaimsJoined():
             await conn.execute(
                 "UPDATE conflict.claims SET conflict_id = $2 WHERE claim_id = ANY($1::text[])",
-                [c.claim_id for c in e.claims],
-                e.conflict_id,
+                list(c.claim_ids),
+                c.conflict_id,
             )
-        case ConflictEscalated():
+        case ConflictEscalation():
             await conn.execute(
                 "UPDATE conflict.conflicts SET state = 'escalated', level = $2, authority_role = $3, due_at = $4"
                 " WHERE conflict_id = $1",
-                e.conflict_id,
-                e.level,
-                e.authority_role,
-                e.due_at,
+                c.conflict_id,
+                c.level,
+                c.authority_role,
+                c.due_at,
             )
-            await timers.schedule(
-                conn, f"sla:{e.conflict_id}:{e.level}", e.program_id, "sla", e.conflict_id, e.due_at, {"level": e.level}
-            )
-        case ConflictResolved():
+        case ConflictDecision():
             await conn.execute(
                 "UPDATE conflict.conflicts SET state = 'resolved', due_at = NULL,"
                 " doc = doc || jsonb_build_object('decision', $2::jsonb) WHERE conflict_id = $1",
-                e.conflict_id,
-                msgspec.json.encode(e).decode(),
+                c.conflict_id,
+                c.decision,
             )
-            await timers.cancel(conn, e.conflict_id, "sla")
-            # the claims this decision settled (its status events carry its time) record its level,
-            # so that an appeal reopens the conflict above it
+        case DecisionLevelRecorded():
             await conn.execute(
                 "UPDATE conflict.claims SET decided_level = $2, decided_by = 'conflict'"
                 " WHERE conflict_id = $1 AND decided_at = $3",
-                e.conflict_id,
-                e.level,
-                e.resolved_at,
+                c.conflict_id,
+                c.level,
+                c.resolved_at,
             )
-        case ConflictReopened():
+        case ConflictReopening():
             await conn.execute(
-                # the decision under appeal moves into the appeal's entry: the conflict is open again
                 "UPDATE conflict.conflicts SET state = 'escalated', level = $2,"
                 " doc = jsonb_set(doc - 'decision', '{appeals}', coalesce(doc->'appeals', '[]'::jsonb)"
                 "   || jsonb_build_array($3::jsonb || jsonb_build_object('previous_decision', doc->'decision')))"
                 " WHERE conflict_id = $1",
-                e.conflict_id,
-                e.level,
-                msgspec.json.encode(e).decode(),
+                c.conflict_id,
+                c.level,
+                c.appeal,
             )
-        case SlaBreached():
-            if e.conflict_id is not None:
-                await conn.execute("DELETE FROM conflict.timers WHERE timer_id = $1", f"sla:{e.conflict_id}:{e.level}")
-        case PolicyPublished():
-            await policy_store.project(conn, e)
-        case DirectDealRecorded():
-            pass  # the claim row is written by the direct-deal handler, which has the identity
-        case DirectDealReleased():
-            await conn.execute("UPDATE conflict.claims SET status = 'released' WHERE claim_id = $1", e.direct_deal_id)
-
-
-async def _status(conn: asyncpg.Connection, name: str, e: RegistrationStatusChanged) -> None:
-    if e.status in ("appeal_refused", "extension_denied"):
-        return
-    decided_by = "conflict" if e.reason in _FINAL_BY_CONFLICT else "rule"
-    await conn.execute(
-        """
-        UPDATE conflict.claims SET status = $2, protected_until = $3, attribution_percent = $4,
-            conflict_id = coalesce($5, conflict_id), decided_at = $6, policy_version = $7,
-            decided_by = CASE WHEN $2 IN ('approved', 'waitlisted', 'rejected') THEN $8 ELSE decided_by END
-        WHERE claim_id = $1
-        """,
-        e.registration_id,
-        e.status,
-        e.protected_until,
-        e.attribution_percent,
-        e.conflict_id,
-        e.decided_at,
-        e.policy_version,
-        decided_by,
-    )
-    if e.status == "under_review" and e.rule == "appeal":  # an accepted appeal
-        await conn.execute("UPDATE conflict.claims SET appeals = appeals + 1 WHERE claim_id = $1", e.registration_id)
-    if e.status == "pending_review":
-        policy = await policy_store.by_version(conn, e.program_id, e.policy_version)
-        await timers.schedule(
-            conn,
-            f"review:{e.registration_id}:{e.decided_at.isoformat()}",
-            e.program_id,
-            "review_sla",
-            e.registration_id,
-            e.decided_at + review_sla(policy),
-        )
-    elif e.status != "info_requested":
-        await timers.cancel(conn, e.registration_id, "review_sla")
-
-
-async def _ownership(conn: asyncpg.Connection, name: str, e: OwnershipChanged) -> None:
-    if name == "ownership.granted":
-        await conn.execute(
-            "UPDATE conflict.claims SET approved_at = $2, protected_until = $3 WHERE claim_id = $1",
-            e.claim_id,
-            e.valid_from,
-            e.valid_until,
-        )
-        await timers.schedule_expiry(conn, e)
-    elif name == "ownership.extended":
-        await conn.execute(
-            "UPDATE conflict.claims SET protected_until = $2, extensions = extensions + 1 WHERE claim_id = $1",
-            e.claim_id,
-            e.valid_until,
-        )
-        await timers.cancel(conn, e.claim_id, "expiry")
-        await timers.cancel(conn, e.claim_id, "expiring")
-        await timers.schedule_expiry(conn, e)
-    elif name == "ownership.released":
-        await timers.cancel(conn, e.claim_id, "expiry")
-        await timers.cancel(conn, e.claim_id, "expiring")
+        case TimerSet():
+            await timers.schedule(conn, c.timer_id, c.program_id, c.kind, c.ref_id, c.due_at, c.payload)
+        case ReviewTimerSet():
+            await _carry_out(conn, c.timer(await policy_store.by_version(conn, c.program_id, c.policy_version)))
+        case ExpiryTimersSet():
+            await timers.schedule_expiry(conn, c.ownership)
+        case TimersCancelled():
+            await timers.cancel(conn, c.ref_id, c.kind)
+        case TimerCleared():
+            await conn.execute("DELETE FROM conflict.timers WHERE timer_id = $1", c.timer_id)
+        case PolicyRecorded():
+            await policy_store.project(conn, c.event)
+        case _:
+            raise TypeError(f"no statement carries out {type(c).__name__}")
