@@ -100,6 +100,7 @@ class EventConsumer:
         while not stop.is_set():
             try:
                 async with self.pool.acquire() as conn:
+                    conn.holds_session_state()
                     if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self.lock_key):
                         await _pause(stop, 1.0)
                         continue

@@ -35,6 +35,25 @@ class Connection(asyncpg.Connection):
         self._after_commit: dict[Hashable, AfterCommit] = {}
         self.transaction_local: dict[Hashable, Any] = {}
         self.shared: dict[Hashable, Any] = {}  # the same dict for every connection of a pool
+        self._session_state = False
+
+    def holds_session_state(self) -> None:
+        """Say that this connection took session-wide state (a session advisory lock, say): the pool
+        then resets it fully when it takes it back."""
+        self._session_state = True
+
+    def get_reset_query(self) -> str:
+        # The pool resets every connection it takes back: UNLISTEN, RESET ALL, advisory locks
+        # released, one more round trip per request. Only connections that took session state need
+        # that (our settings are transaction-local); an open transaction is rolled back regardless.
+        if self._session_state:
+            self._session_state = False
+            return super().get_reset_query()
+        return ""
+
+    async def add_listener(self, channel: str, callback: Any) -> None:
+        self.holds_session_state()
+        await super().add_listener(channel, callback)
 
     def transaction(self, *, isolation=None, readonly=False, deferrable=False) -> Transaction:
         return _Transaction(self, isolation, readonly, deferrable)

@@ -66,6 +66,7 @@ class OutboxRelay:
         while not stop.is_set():
             try:
                 async with self.pool.acquire() as conn:
+                    conn.holds_session_state()
                     if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self.lock_key):
                         await _wait(stop, self.standby_interval)
                         continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.conflict import policy_store
-from services.eventlog.db import atomic, transaction_local
+from services.eventlog.db import atomic, create_pool, transaction_local
 
 pytestmark = pytest.mark.integration
 
@@ -68,3 +68,24 @@ async def test_the_policy_in_force_is_read_once_per_transaction(pool):
                 first = await policy_store.in_force(conn, "prog-cache")
                 assert await policy_store.in_force(conn, "prog-cache") == first
     assert sum("conflict.policies" in q for q in sent) == 1
+
+
+async def test_the_pool_resets_only_connections_that_took_session_state(pg_dsn):
+    pool = await create_pool(pg_dsn, min_size=1, max_size=1)
+    sent: list[str] = []
+    try:
+        async with pool.acquire() as conn:
+            conn.add_query_logger(lambda q: sent.append(q.query))
+            await conn.execute("SELECT 1")
+        assert not any("RESET ALL" in q for q in sent)  # no round trip for a request's connection
+        async with pool.acquire() as conn:
+            conn.holds_session_state()
+            assert await conn.fetchval("SELECT pg_try_advisory_lock(424242)")
+        assert any("RESET ALL" in q for q in sent)
+        async with pool.acquire() as conn:  # the same connection: its session lock is gone
+            assert not await conn.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                " AND objid = 424242 AND pid = pg_backend_pid()"
+            )
+    finally:
+        await pool.close()
