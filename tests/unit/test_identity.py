@@ -230,3 +230,29 @@ url_parts = st.sampled_from(
 @given(st.lists(url_parts, max_size=12).map("".join))
 def test_registrable_domain_never_raises_on_url_like_text(value: str):
     registrable_domain(value)
+
+
+def _strip_every_form(name: str) -> str:
+    """normalize_name as first written: every legal form tried against every name."""
+    from services.conflict.domain.identity import _LEGAL_SUFFIXES, _fold
+
+    words = _fold(name)
+    stripped = True
+    while stripped:
+        stripped = False
+        for form in _LEGAL_SUFFIXES:
+            if len(words) > len(form) and tuple(words[-len(form) :]) == form:
+                words = words[: -len(form)]
+                stripped = True
+                break
+    if len(words) > 1 and words[0] == "the":
+        words = words[1:]
+    return " ".join(words)
+
+
+_FORM_WORDS = st.sampled_from(["gmbh", "co", "kg", "inc", "ltd", "llc", "s.a.", "sa", "ag", "corp", "&", "plc", "bv"])
+
+
+@given(st.lists(st.one_of(st.text(max_size=8), _FORM_WORDS), max_size=7).map(" ".join))
+def test_looking_forms_up_by_last_word_strips_what_trying_every_form_strips(name: str):
+    assert normalize_name(name) == _strip_every_form(name)

@@ -104,6 +104,11 @@ def _fold(text: str) -> list[str]:
 
 
 _LEGAL_SUFFIXES = sorted({tuple(_fold(form)) for form in LEGAL_FORMS}, key=len, reverse=True)
+# the forms by their last word, longest first: a name is checked only against those its last word
+# could end (each name was tried against every form before: the bulk of a replay's CPU)
+_SUFFIXES_BY_LAST_WORD: dict[str, list[tuple[str, ...]]] = {}
+for _form in _LEGAL_SUFFIXES:
+    _SUFFIXES_BY_LAST_WORD.setdefault(_form[-1], []).append(_form)
 
 
 def normalize_name(name: str) -> str:
@@ -115,9 +120,9 @@ def normalize_name(name: str) -> str:
     """
     words = _fold(name)
     stripped = True
-    while stripped:
+    while stripped and words:
         stripped = False
-        for form in _LEGAL_SUFFIXES:
+        for form in _SUFFIXES_BY_LAST_WORD.get(words[-1], ()):
             if len(words) > len(form) and tuple(words[-len(form) :]) == form:
                 words = words[: -len(form)]
                 stripped = True
