@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 
+import msgspec
 import structlog
 
 from services.telemetry import current_ids
@@ -23,12 +24,22 @@ def _add_trace_ids(logger: object, method: str, event: dict) -> dict:
     return event
 
 
+_encoder = msgspec.json.Encoder(enc_hook=str)  # anything it does not know is written as its str()
+
+
+def _json_line(event: dict, **_: object) -> str:
+    # msgspec writes a line several times faster than json.dumps: one is written per decision
+    return _encoder.encode(event).decode()
+
+
 def configure_logging(level: str = "info", *, stream=sys.stderr) -> None:
     global _configured
     if _configured:
         return
     _configured = True
-    renderer = structlog.dev.ConsoleRenderer() if stream.isatty() else structlog.processors.JSONRenderer()
+    renderer = (
+        structlog.dev.ConsoleRenderer() if stream.isatty() else structlog.processors.JSONRenderer(serializer=_json_line)
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

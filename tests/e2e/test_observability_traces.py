@@ -48,9 +48,11 @@ async def test_a_registration_is_one_trace_from_request_to_crm(spans, registrati
     assert approved.subject == rid
 
     def chain():
+        # the consume span ends after the decision's spans, once its transaction has committed
         finished = spans.get_finished_spans()
         appended = [s for s in finished if s.name == "eventlog.append" and s.attributes.get("stream") == f"claim-{rid}"]
-        return finished if appended else None
+        consumed = [s for s in finished if s.name == f"consume dealreg.registration.{program}.registration.submitted"]
+        return finished if appended and consumed else None
 
     finished = await wait_until(chain, what="the conflict service's spans")
     # the registration's stream is appended to twice: the submission, then the approval it mirrors
