@@ -69,5 +69,4 @@ async def _record(
     for stream, items in groupby(new, key=lambda pair: pair[0]):
         # streams are only written under the program's lock, so their order is already serial
         await STORE.append(conn, stream, ANY_VERSION, [n for _, n in items], program_id=program_id, metadata=meta)
-    for e in emits:
-        await projector.apply(conn, e.name, e.event)
+    await projector.apply_all(conn, [(e.name, e.event) for e in emits])

@@ -52,34 +52,48 @@ async def cancel(conn: asyncpg.Connection, ref_id: str, kind: str) -> None:
     await conn.execute("DELETE FROM conflict.timers WHERE ref_id = $1 AND kind = $2", ref_id, kind)
 
 
-async def schedule_expiry(conn: asyncpg.Connection, e: OwnershipChanged) -> None:
+def expiry_statement(first: int, prefix: str = "WITH ") -> str:
     """Expiry at the end of the window, and the warning `expiry_warning_days` (of the policy in force)
-    before it when that is still ahead: one statement."""
-    if e.valid_until is None:
-        return
-    from services.conflict.domain.policy import DEFAULT_POLICY
-
-    until = e.valid_until.isoformat()
-    await conn.execute(
-        """
-        WITH warning AS (
-            SELECT $4::timestamptz - make_interval(secs => 86400 * coalesce(
+    before it when that is still ahead, in one statement whose parameters start at `$first`:
+    program id, claim id, window end as text, window end, now, default warning days. `prefix` lets
+    another statement's CTEs come first (it then ends with a comma)."""
+    a, b, c, d, e, f = (f"${first + i}" for i in range(6))
+    return f"""
+        {prefix}warning AS (
+            SELECT {d}::timestamptz - make_interval(secs => 86400 * coalesce(
                 (SELECT (policy->>'expiry_warning_days')::float8 FROM conflict.policies
-                 WHERE program_id = $1 ORDER BY version DESC LIMIT 1), $6)) AS at
+                 WHERE program_id = {a} ORDER BY version DESC LIMIT 1), {f})) AS at
         )
         INSERT INTO conflict.timers (timer_id, program_id, kind, ref_id, due_at)
-        SELECT 'expiry:' || $2 || ':' || $3, $1, 'expiry', $2, $4
+        SELECT 'expiry:' || {b} || ':' || {c}, {a}, 'expiry', {b}, {d}
         UNION ALL
-        SELECT 'expiring:' || $2 || ':' || $3, $1, 'expiring', $2, warning.at FROM warning WHERE warning.at > $5
+        SELECT 'expiring:' || {b} || ':' || {c}, {a}, 'expiring', {b}, warning.at FROM warning WHERE warning.at > {e}
         ON CONFLICT (timer_id) DO NOTHING
-        """,
+        """
+
+
+def expiry_args(e: OwnershipChanged) -> tuple:
+    from services.conflict.domain.policy import DEFAULT_POLICY
+
+    assert e.valid_until is not None
+    return (
         e.program_id,
         e.claim_id,
-        until,
+        e.valid_until.isoformat(),
         e.valid_until,
         e.at,
         float(DEFAULT_POLICY.expiry_warning_days),
     )
+
+
+_EXPIRY = expiry_statement(1)
+
+
+async def schedule_expiry(conn: asyncpg.Connection, e: OwnershipChanged) -> None:
+    """The expiry and warning timers of an ownership window (none for an open-ended one)."""
+    if e.valid_until is None:
+        return
+    await conn.execute(_EXPIRY, *expiry_args(e))
 
 
 async def take_due(conn: asyncpg.Connection, now: dt.datetime, limit: int = 50) -> list[Timer]:
