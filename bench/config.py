@@ -31,6 +31,8 @@ class Profile:
     detect_cap_s: float = 90.0  # probing one size stops after this long (the count probed is reported)
     peer_s: float = 15.0
     peer_writers: int = 16
+    decide_count: int = 5000  # submissions the decision engine decides alone
+    decide_cap_s: float = 90.0
 
     def scaled(self, factor: float) -> Profile:
         """Every duration and size times `factor` (a smoke test of the harness itself uses 0.1 or so)."""
@@ -49,6 +51,7 @@ class Profile:
                 "e2e_s",
                 "e2e_cap_s",
                 "peer_s",
+                "decide_cap_s",
             )
         }
         return replace(
@@ -57,6 +60,7 @@ class Profile:
             max_steps=max(1, round(self.max_steps * min(factor, 1.0))),
             detect_sizes=tuple(max(500, int(n * factor)) for n in self.detect_sizes),
             detect_probes=max(50, int(self.detect_probes * factor)),
+            decide_count=max(200, int(self.decide_count * factor)),
             partners=max(8, int(self.partners * min(factor, 1))),
         )
 
@@ -80,4 +84,6 @@ QUICK = Profile(
     detect_probes=200,
     detect_cap_s=15.0,
     peer_s=3.0,
+    decide_count=1000,
+    decide_cap_s=30.0,
 )

@@ -57,6 +57,7 @@ def headline(r: dict) -> dict:
         "detect_p99_ms_at_1m": _get(detect, "1000000", "latency_ms", "p99"),
         "detect_p99_ms_by_size": {size: _get(v, "latency_ms", "p99") for size, v in detect.items()},
         "replay_events_per_s": _get(r, "replay", "events_per_s"),
+        "decided_per_s_engine_alone": _get(r, "decide", "decided_per_s"),
         "rss_mb_registration": r.get("rss_steady_mb", {}).get("registration"),
         "rss_mb_conflict": r.get("rss_steady_mb", {}).get("conflict"),
         "pg_insert_tps_1": _get(peers, "pgbench_1", "tps"),

@@ -126,6 +126,19 @@ def render(r: dict) -> str:
             f"**{_fmt(rp['events_per_s'])} events/s** ({rp['how']}).",
             "",
         ]
+    if de := r.get("decide"):
+        out += [
+            "## The decision engine alone (one program, no HTTP, services stopped)",
+            "",
+            f"{_fmt(de['decided'])} of {_fmt(de['submissions'])} submissions decided in {_fmt(de['seconds'])} s:"
+            f" **{_fmt(de['decided_per_s'])} /s**, {_fmt(de['consumer_cpu_ms_per_decision'])} ms of the"
+            f" consumer's CPU each; outcomes {de['outcomes']}. Statements sent:",
+            "",
+        ]
+        out += _table(
+            ["statement", "calls per decision", "mean ms (round trip)"],
+            [[f"`{q['statement'][:70]}`", q["per_decision"], q["mean_ms"]] for q in de["statements"]],
+        )
     if p := r.get("peers"):
         out += ["## Peers on the same server (one event per transaction, TCP)", ""]
         rows = [[name, v.get("tps", v.get("appends_per_s")), *_pct(v.get("latency_ms"))] for name, v in p.items()]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bench import peers, pipeline, report, report_md
 from bench.config import FULL, QUICK, SEED
+from bench.decide_rate import decide_rate
 from bench.detect import detection
 from bench.harness import Bench, say
 from bench.machine import describe
@@ -29,7 +30,7 @@ from bench.stack import BenchStack
 from bench.waits import WaitSampler
 from services.eventlog.jetstream import connect
 
-PHASES = ("burst", "sustained", "latency", "e2e", "peers", "detection", "replay")
+PHASES = ("burst", "sustained", "latency", "e2e", "peers", "detection", "replay", "decide")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -148,6 +149,12 @@ async def run(args: argparse.Namespace) -> dict:
             "replay",
             wanted,
             lambda: replay_rate(stack.database_url, args.out / "profiles" if args.profile else None),
+        )
+        await _phase(
+            results,
+            "decide",
+            wanted,
+            lambda: decide_rate(stack.server_dsn, nc, args.seed, profile.decide_count, profile.decide_cap_s),
         )
         results["resources"] = {
             "peak_mb": sampler.peak_mb,

@@ -28,7 +28,7 @@ HEADLINE = (
     "eventsourcing_appends_per_s",
     "ratio_vs_eventsourcing",
 )
-PHASES = ("burst", "sustained", "latency", "e2e", "peers", "detection", "replay")
+PHASES = ("burst", "sustained", "latency", "e2e", "peers", "detection", "replay", "decide")
 
 
 @pytest.mark.timeout(600)
@@ -54,6 +54,7 @@ def test_quick_mode_writes_results_markdown_and_plots(tmp_path: Path) -> None:
     for figure in (results["latency"]["250"]["latency_ms"], results["e2e"]["e2e_ms"]):
         assert {"p50", "p90", "p99", "p99.9"} <= set(figure)
     assert results["burst_accepted_per_s"] > 0 and results["replay_events_per_s"] > 0
+    assert results["decide"]["decided"] == results["decide"]["submissions"]
     markdown = (out / "latest.md").read_text()
     assert markdown.startswith("# dealreg benchmarks") and "## Targets" in markdown
     for plot in ("latency.png", "detection.png"):
