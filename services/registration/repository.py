@@ -64,7 +64,7 @@ async def save(
         )
     async with atomic(conn):
         if before is None and after.external_ref is not None:
-            await claim_external_ref(conn, after)
+            await project_claiming_ref(conn, after)
         await STORE.append(
             conn,
             stream_of(after.id),
@@ -73,42 +73,57 @@ async def save(
             program_id=after.program_id,
             metadata=metadata,
         )
-        await project(conn, after)
+        if before is not None or after.external_ref is None:
+            await project(conn, after)
     return after
 
 
-_UPSERT = """
+_INSERT = """
     INSERT INTO registration.registrations
         (registration_id, program_id, partner_id, external_ref, status, version, resource)
-    VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
+"""
+_ON_CONFLICT = """
     ON CONFLICT (registration_id) DO UPDATE SET
         external_ref = excluded.external_ref, status = excluded.status,
         version = excluded.version, resource = excluded.resource
 """
+_UPSERT = f"{_INSERT} VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb) {_ON_CONFLICT}"
 _LOCK_REF = "SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2 || '/' || $3, 0))"
-_LIVE_WITH_REF = """
-    SELECT registration_id FROM registration.registrations
-    WHERE program_id = $1 AND partner_id = $2 AND external_ref = $3 AND registration_id <> $4
-      AND status IN ('pending','pending_review','info_requested','approved','waitlisted','under_review')
+# the read model is written only when no other live registration of the partner has the reference
+_PROJECT_UNLESS_REF_LIVE = f"""
+    WITH live AS (
+        SELECT registration_id FROM registration.registrations
+        WHERE program_id = $2 AND partner_id = $3 AND external_ref = $4 AND registration_id <> $1
+          AND status IN ('pending','pending_review','info_requested','approved','waitlisted','under_review')
+        LIMIT 1
+    ), projected AS (
+        {_INSERT} SELECT $1, $2, $3, $4, $5, $6, $7::jsonb WHERE NOT EXISTS (SELECT FROM live) {_ON_CONFLICT}
+    )
+    SELECT registration_id FROM live
 """
 
 
-async def claim_external_ref(conn: asyncpg.Connection, r: Registration) -> None:
-    """Refuse a submission whose external_ref another live registration of the partner uses.
+async def project_claiming_ref(conn: asyncpg.Connection, r: Registration) -> None:
+    """Write a submission's read model, refusing it when another live registration of the partner
+    uses its external_ref.
 
     The rule binds the partner's submissions, under a lock on the reference so that concurrent ones
     see each other. A status decided later is always recorded, even one that makes a registration
     live again (an appeal granted) after the partner reused its reference.
     """
     await conn.execute(_LOCK_REF, r.program_id, r.partner_id, r.external_ref)
-    existing = await conn.fetchval(_LIVE_WITH_REF, r.program_id, r.partner_id, r.external_ref, r.id)
+    # the check and the read model in one statement, taken after the lock: it sees every earlier holder's commit
+    existing = await conn.fetchval(_PROJECT_UNLESS_REF_LIVE, *_projection(r))
     if existing is not None:
         raise DuplicateExternalRef(r.external_ref, existing)
 
 
 async def project(conn: asyncpg.Connection, r: Registration) -> None:
-    args = (r.id, r.program_id, r.partner_id, r.external_ref, r.status, r.version, encode(resource(r)).decode())
-    await conn.execute(_UPSERT, *args)
+    await conn.execute(_UPSERT, *_projection(r))
+
+
+def _projection(r: Registration) -> tuple:
+    return (r.id, r.program_id, r.partner_id, r.external_ref, r.status, r.version, encode(resource(r)).decode())
 
 
 def _occurred(event: msgspec.Struct):
