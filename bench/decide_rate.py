@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import datetime as dt
 import time
 import uuid
@@ -29,6 +30,7 @@ from services.conflict import intake
 from services.eventlog import db
 from services.eventlog.consumer import EventConsumer
 from services.eventlog.migrate import migrate
+from services.logs import configure_logging
 from services.registration.domain import decide
 
 PROGRAM = "bench-decide"
@@ -62,6 +64,9 @@ def _submissions(seed: int, count: int) -> list[tuple[str, bytes]]:
 
 
 async def decide_rate(server_dsn: str, nc: NATS, seed: int, count: int, cap_s: float) -> dict:
+    # the engine writes a JSON line per decision, as in the service: its cost counts, the lines are
+    # dropped (the last phase of a run: only the stack's own stop messages follow)
+    configure_logging("info", stream=open(os.devnull, "w"))  # noqa: SIM115 (open for the process's life)
     dsn = await create_database(server_dsn, "bench_decide")
     await migrate(dsn)
     js = nc.jetstream()
