@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 import datetime as dt
+import os
 import time
 import uuid
 
@@ -63,10 +63,14 @@ def _submissions(seed: int, count: int) -> list[tuple[str, bytes]]:
     return out
 
 
+def _log_like_the_service() -> None:
+    """The engine writes a JSON line per decision, as in the service: its cost counts, the lines are
+    dropped (the last phase of a run: only the stack's own stop messages follow)."""
+    configure_logging("info", stream=open(os.devnull, "w"))
+
+
 async def decide_rate(server_dsn: str, nc: NATS, seed: int, count: int, cap_s: float) -> dict:
-    # the engine writes a JSON line per decision, as in the service: its cost counts, the lines are
-    # dropped (the last phase of a run: only the stack's own stop messages follow)
-    configure_logging("info", stream=open(os.devnull, "w"))  # noqa: SIM115 (open for the process's life)
+    _log_like_the_service()
     dsn = await create_database(server_dsn, "bench_decide")
     await migrate(dsn)
     js = nc.jetstream()
