@@ -29,7 +29,7 @@ class Profile:
     detect_sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)
     detect_probes: int = 1000
     detect_cap_s: float = 90.0  # probing one size stops after this long (the count probed is reported)
-    peer_s: float = 15.0
+    peer_s: float = 8.0  # each of 4 alternated rounds per side
     peer_writers: int = 16
     decide_count: int = 5000  # submissions the decision engine decides alone
     decide_cap_s: float = 90.0

@@ -141,8 +141,18 @@ def render(r: dict) -> str:
         )
     if p := r.get("peers"):
         out += ["## Peers on the same server (one event per transaction, TCP)", ""]
-        rows = [[name, v.get("tps", v.get("appends_per_s")), *_pct(v.get("latency_ms"))] for name, v in p.items()]
+        rows = [
+            [name, v.get("tps", v.get("appends_per_s")), *_pct(v.get("latency_ms"))]
+            for name, v in p.items()
+            if isinstance(v, dict)
+        ]
         out += _table(["who", "per second", *[f"{q} ms" for q in _P]], rows)
+        if p.get("ratio_by_round"):
+            out += [
+                f"Ours against `eventsourcing`, rounds run back to back: {p['ratio_by_round']}"
+                f" (median **{p['ratio_median']}**).",
+                "",
+            ]
     if res := r.get("resources"):
         out += ["## Peak RSS (MB) and CPU (cores) per phase", ""]
         names = sorted({k for v in res["cores"].values() for k in v})
