@@ -20,6 +20,8 @@ import asyncpg
 import structlog
 from asyncpg.transaction import Transaction
 
+from services.eventlog.notifier import Notifier
+
 log = structlog.get_logger(__name__)
 
 AfterCommit = Callable[[asyncpg.Connection], Awaitable[Any]]
@@ -102,15 +104,21 @@ def transaction_local(conn: asyncpg.Connection) -> dict[Hashable, Any] | None:
     return getattr(conn, "transaction_local", None) if conn.is_in_transaction() else None
 
 
+NOTIFIER = "notifier"
+
+
 async def create_pool(dsn: str, **kwargs: Any) -> asyncpg.Pool:
-    """An asyncpg pool of `Connection`s sharing one `shared` dict (an in-process outbox relay
-    leaves its wake-up there, which saves its appenders the NOTIFY)."""
+    """An asyncpg pool of `Connection`s sharing one `shared` dict: an in-process outbox relay
+    leaves its wake-up there (its appenders then need no NOTIFY), and the pool's `Notifier`
+    (`shared[NOTIFIER]`) sends the NOTIFYs for the others in the background."""
     shared: dict[Hashable, Any] = {}
 
     async def init(conn: Connection) -> None:
         conn.shared = shared
 
-    return await asyncpg.create_pool(dsn, connection_class=Connection, init=init, **kwargs)
+    pool = await asyncpg.create_pool(dsn, connection_class=Connection, init=init, **kwargs)
+    shared[NOTIFIER] = Notifier(pool)
+    return pool
 
 
 async def connect(dsn: str, **kwargs: Any) -> Connection:

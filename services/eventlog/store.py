@@ -21,6 +21,7 @@ from dataclasses import replace
 
 import asyncpg
 
+from services.eventlog.db import NOTIFIER
 from services.eventlog.events import (
     ANY_VERSION,
     NO_STREAM,
@@ -180,10 +181,12 @@ class EventStore:
     async def _wake_relay(self, conn: asyncpg.Connection) -> None:
         """After the commit: the relay of this process directly when it is the one publishing (it
         left its wake-up in the pool's `shared`), else a NOTIFY in a transaction that writes nothing
-        (see `services.eventlog.db`)."""
-        wake = getattr(conn, "shared", {}).get(self.notify_channel)
-        if wake is not None:
+        (see `services.eventlog.db`), sent by the pool's notifier in the background."""
+        shared = getattr(conn, "shared", {})
+        if (wake := shared.get(self.notify_channel)) is not None:
             wake()
+        elif (notifier := shared.get(NOTIFIER)) is not None:
+            notifier.request(self.notify_channel)
         else:
             await conn.execute(self._sql_notify)
 
