@@ -9,6 +9,7 @@ transaction-local): half are customers already in the program, written different
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import random
@@ -119,18 +120,30 @@ def _probe(seed: int, n: int, size: int, rng: random.Random) -> Claim:
 
 
 async def _plan(conn: asyncpg.Connection, claim: Claim) -> list[str]:
-    """EXPLAIN ANALYZE of the candidate query `rivals` sends for `claim`, as the intake's transaction runs it."""
-    sent = []
-    with conn.query_logger(sent.append):
+    """EXPLAIN ANALYZE of what `rivals` runs for `claim`, as the intake's transaction runs it: the
+    candidate query and, nested in it, the name search of conflict.similar_names (auto_explain)."""
+    notices: list[str] = []
+
+    def listener(_conn: object, message: asyncpg.PostgresLogMessage) -> None:
+        notices.append(message.message)
+
+    conn.add_log_listener(listener)
+    try:
         async with conn.transaction():
+            await conn.execute("LOAD 'auto_explain'")
+            for setting in (
+                "log_min_duration = 0",
+                "log_analyze = on",
+                "log_buffers = on",
+                "log_nested_statements = on",
+            ):
+                await conn.execute(f"SET LOCAL auto_explain.{setting}")
+            await conn.execute("SET LOCAL auto_explain.log_level = notice")
             await claims_repo.rivals(conn, claim, DEFAULT_POLICY)
-    query = next(q for q in sent if "FROM conflict.claims" in q.query)
-    async with conn.transaction():
-        await conn.execute(
-            "SELECT set_config('pg_trgm.similarity_threshold', $1, true)", str(DEFAULT_POLICY.match.name_similarity)
-        )
-        rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {query.query}", *query.args)
-    return [r[0] for r in rows]
+        await asyncio.sleep(0.05)  # a plan is logged when its portal closes; notices go through the loop
+    finally:
+        conn.remove_log_listener(listener)
+    return [line for notice in notices for line in notice.splitlines()]
 
 
 async def detection(server_dsn: str, seed: int, sizes: tuple[int, ...], probes: int, cap_s: float = 90.0) -> dict:

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 import asyncpg
 
+from services.conflict import name_index
 from services.conflict.domain.claims import Claim, Rival, collision
 from services.conflict.domain.identity import Identity
 from services.conflict.domain.policy import Policy
@@ -118,21 +119,16 @@ async def load_many(conn: asyncpg.Connection, claim_ids: Iterable[str]) -> list[
     return [to_claim(r) for r in rows]
 
 
-async def candidates(conn: asyncpg.Connection, c: Claim, policy: Policy, statuses: list[str]) -> list[Claim]:
-    """Claims in the program that the indexes say may name the same customer, in `statuses`."""
-    threshold = policy.match.name_similarity
-    # `%` asks the index with pg_trgm's threshold: at the policy's (usually higher than the default
-    # 0.3) the index itself rejects most candidates, several times faster on large programs
-    await conn.execute("SELECT set_config('pg_trgm.similarity_threshold', $1, true)", str(threshold))
-    rows = await conn.fetch(
-        f"""
-        SELECT {_COLUMNS} FROM conflict.claims
-        WHERE program_id = $1 AND claim_id <> $2 AND status = ANY($3::text[]) AND (
-            domain = $4 OR duns = $5 OR tax_id = $6
-            OR (country = $7 AND name_key % $8 AND similarity(name_key, $8) >= $9)
-        )
-        ORDER BY seq
-        """,
+async def candidates(
+    conn: asyncpg.Connection,
+    c: Claim,
+    policy: Policy,
+    statuses: list[str],
+    sharing_products: Iterable[str] | None = None,
+) -> list[Claim]:
+    """Claims in the program that the indexes say may name the same customer, in `statuses` (and,
+    given `sharing_products`, holding at least one of them)."""
+    args = [
         c.program_id,
         c.claim_id,
         statuses,
@@ -141,16 +137,26 @@ async def candidates(conn: asyncpg.Connection, c: Claim, policy: Policy, statuse
         c.identity.tax_id,
         c.identity.country,
         c.identity.name_key,
-        threshold,
-    )
+        policy.match.name_similarity,
+    ]
+    where = name_index.CANDIDATE_FILTER
+    if sharing_products is not None:
+        # a claim on none of these products is never a rival: neither fetched nor confirmed
+        where += " AND products && $10::text[]"
+        args.append(list(sharing_products))
+    rows = await conn.fetch(f"SELECT {_COLUMNS} FROM conflict.claims {where} ORDER BY seq", *args)
     return [to_claim(r) for r in rows]
+
+
+def _overlap_required(c: Claim, policy: Policy) -> tuple[str, ...] | None:
+    return c.products if policy.match.require_product_overlap else None
 
 
 async def rivals(conn: asyncpg.Connection, c: Claim, policy: Policy, exclude: Iterable[str] = ()) -> list[Rival]:
     """Live claims that collide with `c` (confirmed by the pure collision rules)."""
     skip = set(exclude)
     out = []
-    for other in await candidates(conn, c, policy, RIVAL_STATUSES):
+    for other in await candidates(conn, c, policy, RIVAL_STATUSES, _overlap_required(c, policy)):
         if other.claim_id in skip:
             continue
         evidence = collision(c, other, policy.match.name_similarity, policy.match.require_product_overlap)
@@ -167,6 +173,6 @@ async def history(conn: asyncpg.Connection, c: Claim, policy: Policy) -> list[Cl
 
 async def waitlisted_behind(conn: asyncpg.Connection, c: Claim, policy: Policy) -> list[Claim]:
     """Waitlisted claims that collide with `c`, oldest first."""
-    found = await candidates(conn, c, policy, ["waitlisted"])
+    found = await candidates(conn, c, policy, ["waitlisted"], _overlap_required(c, policy))
     keep = [o for o in found if collision(c, o, policy.match.name_similarity, policy.match.require_product_overlap)]
     return sorted(keep, key=lambda o: (o.submitted_at, o.seq))

@@ -1,0 +1,145 @@
+"""The candidate query never misses a name match: against brute force over every claim.
+
+A few thousand claims with names built from a small vocabulary (so that many are near one another
+and many share generic words), in three countries, written by single inserts, by COPY and by
+amendments that change names. For probes of every kind (existing names, names written
+differently, new ones), `candidates` must return every claim that the pure rules match by name,
+at each threshold, including thresholds set after the claims were written; the names PostgreSQL
+finds must be exactly those whose pg_trgm similarity reaches the threshold (compared in double
+precision, as the pure rules compare it); and `rivals`, which also asks for a shared product, must
+return exactly the claims the pure `collision` accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import random
+
+import msgspec
+import pytest
+
+from services.conflict import claims_repo
+from services.conflict.domain.claims import Claim, collision
+from services.conflict.domain.identity import Identity, match_evidence, normalize_name
+from services.conflict.domain.policy import DEFAULT_POLICY, MatchSettings
+from tests.conftest import unique_id
+from tests.integration.scratch_database import scratch_database
+
+pytestmark = pytest.mark.integration
+
+NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+COUNTRIES = ("US", "DE", "FR")
+SURNAMES = (
+    "smith johnson miller muller mueller schmidt schmitt martin martins bernard dubois durand meyer meier"
+    " mayer garcia garza harris harrison taylor tailor weber webber moreau morel"
+).split()
+GENERIC = "solutions systems group global services consulting and und et co technologies logistics".split()
+THRESHOLDS = (0.3, 0.45, 0.6, 0.75, 0.9, 1.0)
+PRODUCTS = (("firewall",), ("vpn",), ("firewall", "siem"), ("siem", "vpn"), ("support",))
+
+
+def random_name(rng: random.Random) -> str:
+    words = rng.sample(SURNAMES, rng.choice((1, 1, 2, 3)))
+    words += rng.sample(GENERIC, rng.choice((0, 1, 1, 2)))
+    if rng.random() < 0.2:  # a typo
+        w = rng.randrange(len(words))
+        word = words[w]
+        i = rng.randrange(len(word))
+        words[w] = word[:i] + rng.choice("aeioubcdrst") + word[i + 1 :]
+    rng.shuffle(words)
+    return normalize_name(" ".join(words) + rng.choice(("", " GmbH", " Inc.", " S.A.")))
+
+
+def claim(program: str, n: int, name: str, country: str) -> Claim:
+    return Claim(
+        claim_id=f"{program}-{n}",
+        kind="registration",
+        program_id=program,
+        identity=Identity(name_key=name, country=country),
+        products=PRODUCTS[n % len(PRODUCTS)],
+        submitted_at=NOW,
+        status="approved",
+        partner_id=f"p{n % 7}",
+        tier="gold",
+        deal_type="new",
+    )
+
+
+def policy_at(threshold: float):
+    return msgspec.structs.replace(
+        DEFAULT_POLICY, match=MatchSettings(name_similarity=threshold, require_product_overlap=True)
+    )
+
+
+async def test_candidates_contain_every_name_match(server_dsn):
+    rng = random.Random(7)
+    program = unique_id("names")
+    stored = [claim(program, n, random_name(rng), rng.choice(COUNTRIES)) for n in range(3000)]
+    async with scratch_database(server_dsn) as pool, pool.acquire() as conn:
+        for c in stored[:300]:  # one by one, as the intake and replay write them
+            await claims_repo.insert(conn, c)
+        await conn.copy_records_to_table(  # in bulk: the statement trigger sees all rows at once
+            "claims",
+            schema_name="conflict",
+            columns=["claim_id", "kind", "program_id", "name_key", "country", "products", "submitted_at", "status"],
+            records=[
+                (c.claim_id, c.kind, program, c.identity.name_key, c.identity.country, list(c.products), NOW, c.status)
+                for c in stored[300:]
+            ],
+        )
+        for n in range(0, 3000, 50):  # amendments that rename the customer
+            renamed = dataclasses.replace(
+                stored[n], identity=Identity(name_key=random_name(rng), country=stored[n].identity.country)
+            )
+            await claims_repo.update_terms(conn, renamed)
+            stored[n] = renamed
+        await conn.execute("ANALYZE conflict.claims")
+        await conn.execute("ANALYZE conflict.claim_names")
+
+        probes = [claim(program, 10_000 + n, stored[rng.randrange(3000)].identity.name_key, "US") for n in range(40)]
+        probes += [claim(program, 20_000 + n, random_name(rng), rng.choice(COUNTRIES)) for n in range(80)]
+        # the pure rules' name scores at the lowest threshold; a higher one keeps the scores above it
+        scores = [
+            {
+                o.claim_id: k.score
+                for o in stored
+                for k in match_evidence(probe.identity, o.identity, min(THRESHOLDS))
+                if k.key == "name"
+            }
+            for probe in probes
+        ]
+        for threshold in THRESHOLDS:
+            policy = policy_at(threshold)
+            for probe, score in zip(probes, scores, strict=True):
+                expected = {claim_id for claim_id, s in score.items() if s >= threshold}
+                async with conn.transaction():
+                    found = {o.claim_id for o in await claims_repo.candidates(conn, probe, policy, ["approved"])}
+                assert expected <= found, (threshold, probe.identity, sorted(expected - found))
+                exact = await conn.fetch(
+                    "SELECT claim_id FROM conflict.claims WHERE program_id = $1 AND country = $2"
+                    " AND similarity(name_key, $3)::float8 >= $4::float8 AND similarity(name_key, $3) > 0",
+                    program,
+                    probe.identity.country,
+                    probe.identity.name_key,
+                    threshold,
+                )
+                assert {r["claim_id"] for r in exact} == found, (threshold, probe.identity)
+
+                # rivals (products must overlap under this policy): exactly what the pure rules say
+                async with conn.transaction():
+                    rivals = {r.claim.claim_id for r in await claims_repo.rivals(conn, probe, policy)}
+                assert rivals == {o.claim_id for o in stored if collision(probe, o, threshold, True)}, threshold
+
+
+async def test_names_are_kept_once_and_follow_truncate(server_dsn):
+    """Each name once, however many claims carry it; a projection rebuilt from the logs starts from
+    empty name tables too."""
+    program = unique_id("names")
+    async with scratch_database(server_dsn) as pool, pool.acquire() as conn:
+        await claims_repo.insert(conn, claim(program, 1, "acme", "US"))
+        await claims_repo.insert(conn, claim(program, 2, "acme", "US"))
+        counts = "SELECT (SELECT count(*) FROM conflict.claim_names), (SELECT count(*) FROM conflict.claim_name_keys)"
+        assert tuple(await conn.fetchrow(counts)) == (1, 1)
+        await conn.execute("TRUNCATE conflict.claims")
+        assert tuple(await conn.fetchrow(counts)) == (0, 0)
