@@ -113,15 +113,19 @@ async def get_ownership(
     return json_response({"items": items})
 
 
+_BY_NAME_ANY_COUNTRY = f"""
+    SELECT {claims_repo._COLUMNS} FROM conflict.claims
+    WHERE program_id = $1 AND name_key = ANY(ARRAY(
+        SELECT unnest(conflict.similar_names($1, k.country, $2, $3::float8))
+        FROM (SELECT DISTINCT country FROM conflict.claim_name_keys WHERE program_id = $1) k
+    ))
+"""
+
+
 async def _by_name_any_country(conn, program_id: str, name_key: str, policy) -> list[Claim]:
-    await conn.execute("SELECT set_config('pg_trgm.similarity_threshold', $1, true)", str(policy.match.name_similarity))
-    rows = await conn.fetch(
-        f"SELECT {claims_repo._COLUMNS} FROM conflict.claims WHERE program_id = $1 AND name_key % $2"
-        " AND similarity(name_key, $2) >= $3",
-        program_id,
-        name_key,
-        policy.match.name_similarity,
-    )
+    """Claims whose name is similar in any of the program's countries (each country's names searched
+    through its own trigram index, as the intake searches one)."""
+    rows = await conn.fetch(_BY_NAME_ANY_COUNTRY, program_id, name_key, policy.match.name_similarity)
     return [claims_repo.to_claim(r) for r in rows]
 
 
