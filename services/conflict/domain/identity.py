@@ -8,7 +8,8 @@ Storage note for the SQL side: the claim index keeps, per claim, the output of
 ``identity_of`` -- ``name_key`` (``normalize_name``), ``country`` (upper-case),
 ``domain`` (registrable, ASCII/punycode, already ``None`` when ignored), ``duns``
 (digits) and ``tax_id`` (upper-case alphanumerics) -- with b-tree indexes on domain,
-duns and tax_id and a GIN ``gin_trgm_ops`` index on name_key. Candidates are
+duns and tax_id, and each country's distinct names in a GIN ``gin_trgm_ops`` index
+(``conflict.claim_names``, see ``services.conflict.name_index``). Candidates are
 ``domain = $d OR duns = $u OR tax_id = $t OR (country = $c AND name_key % $n AND
 similarity(name_key, $n) >= $threshold AND similarity(name_key, $n) > 0)``, NULLs
 never being equal. ``trigram_similarity`` below agrees with ``similarity()`` in the
