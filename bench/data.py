@@ -65,6 +65,20 @@ def slug(name: str) -> str:
     return _NON_ALNUM.sub("", ascii_name.replace("&", "and"))[:40] or "company"
 
 
+@functools.cache
+def _split_legal_form(base: str) -> tuple[str, str]:
+    """A company name cut before its legal form: ("Heser", "GmbH & Co. KG"), ("Smith, Jones and Brown", "").
+
+    The cut is after the fewest words that normalize as the whole name does, so an industry word
+    joined at the cut lands where a registry has it, before the legal form.
+    """
+    from services.conflict.domain.identity import normalize_name
+
+    words, key = base.split(), normalize_name(base)
+    cut = next(k for k in range(1, len(words) + 1) if normalize_name(" ".join(words[:k])) == key)
+    return " ".join(words[:cut]).rstrip(","), " ".join(words[cut:])
+
+
 @dataclass(frozen=True, slots=True)
 class Customer:
     name: str
@@ -103,9 +117,11 @@ def customer(seed: int, index: int) -> Customer:
     """Customer number `index` of the universe of `seed`: the same inputs give the same customer."""
     rng = random.Random(seed * 1_000_003 + index)
     country = rng.choices(tuple(COUNTRY_WEIGHTS), weights=tuple(COUNTRY_WEIGHTS.values()))[0]
-    base = rng.choice(_company_bases(seed)[country])
-    name = f"{base} {rng.choice(INDUSTRIES)}" if rng.random() < 0.85 else base
-    domain_slug = slug(name.split(",")[0])
+    core, legal_form = _split_legal_form(rng.choice(_company_bases(seed)[country]))
+    if rng.random() < 0.85:
+        core = f"{core} {rng.choice(INDUSTRIES)}"  # "Heser Pharma GmbH & Co. KG", as registries write it
+    name = f"{core} {legal_form}".strip()
+    domain_slug = slug(core)  # "Smith, Jones and Brown" is smithjonesandbrown.com, not smith.com
     if rng.random() < 0.5:
         domain_slug = f"{domain_slug}{index % 997}"  # many firms share a name; their domains differ
     duns = f"{rng.randrange(10**8, 10**9)}" if rng.random() < 0.3 else None
