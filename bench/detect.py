@@ -121,7 +121,7 @@ def _probe(seed: int, n: int, size: int, rng: random.Random) -> Claim:
 
 async def _plan(conn: asyncpg.Connection, claim: Claim) -> list[str]:
     """EXPLAIN ANALYZE of what `rivals` runs for `claim`, as the intake's transaction runs it: the
-    candidate query and, nested in it, the name search of conflict.similar_names (auto_explain)."""
+    read of the names that arrived since the last search, and the candidate query (auto_explain)."""
     notices: list[str] = []
 
     def listener(_conn: object, message: asyncpg.PostgresLogMessage) -> None:

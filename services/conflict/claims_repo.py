@@ -128,6 +128,9 @@ async def candidates(
 ) -> list[Claim]:
     """Claims in the program that the indexes say may name the same customer, in `statuses` (and,
     given `sharing_products`, holding at least one of them)."""
+    names = await name_index.similar_names(
+        conn, c.program_id, c.identity.country, c.identity.name_key, policy.match.name_similarity
+    )
     args = [
         c.program_id,
         c.claim_id,
@@ -136,13 +139,12 @@ async def candidates(
         c.identity.duns,
         c.identity.tax_id,
         c.identity.country,
-        c.identity.name_key,
-        policy.match.name_similarity,
+        names,
     ]
     where = name_index.CANDIDATE_FILTER
     if sharing_products is not None:
         # a claim on none of these products is never a rival: neither fetched nor confirmed
-        where += " AND products && $10::text[]"
+        where += " AND products && $9::text[]"
         args.append(list(sharing_products))
     rows = await conn.fetch(f"SELECT {_COLUMNS} FROM conflict.claims {where} ORDER BY seq", *args)
     return [to_claim(r) for r in rows]

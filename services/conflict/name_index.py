@@ -1,26 +1,88 @@
-"""Which claims of a program may name the same customer: the candidate query of the matching indexes.
+"""Which claims of a program may name the same customer: the candidate query, and the names it is given.
 
-Equal domain, DUNS or tax id come from b-tree indexes. Similar names come from
-``conflict.claim_names`` (migration 0006): each distinct name of the program's claims in the
-claim's country once, in a partition of its own program and country with a GIN trigram index, so
-the trigram search reads posting lists of one country's distinct names rather than of every claim
-of the program. The names found lead to their claims through a b-tree on (program_id, name_key,
-status).
+Equal domain, DUNS or tax id come from b-tree indexes. Similar names come from memory
+(``services.conflict.name_search``): each program's and country's distinct names, read once from
+``conflict.claim_name_keys`` (kept by triggers on the claims, migrations 0006 and 0008), then
+before each search only those that arrived since (one small round trip). The names found lead to
+their claims through a b-tree on (program_id, name_key, status).
 
-``conflict.similar_names`` asks the GIN index with `%` at the policy's threshold (it sets
-pg_trgm.similarity_threshold for the rest of the transaction) and ``similarity() >= threshold``
-then applies the rule exactly. Nothing stored depends on the threshold, so a policy may change it
-at any time: no claim that the pure rules would accept is missed.
+Nothing kept depends on the threshold, so a policy may change it at any time: no claim that the
+pure rules would accept is missed. The searches are kept per process, for the database they were
+read from (its oid is checked on every refresh, so a database created anew starts them afresh).
 """
 
 from __future__ import annotations
 
-# $1 program, $2 own claim id, $3 statuses, $4 domain, $5 duns, $6 tax id, $7 country, $8 name key,
-# $9 threshold. The names come back as one array (an init plan) for the claims' (program_id,
-# name_key, status) index, so the whole OR stays one bitmap scan over four small index reads.
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from services.conflict.name_search import NameSearch
+
+# $1 program, $2 own claim id, $3 statuses, $4 domain, $5 duns, $6 tax id, $7 country, $8 similar
+# names: one bitmap scan over four small index reads.
 CANDIDATE_FILTER = """
     WHERE program_id = $1 AND claim_id <> $2 AND status = ANY($3::text[]) AND (
-        domain = $4 OR duns = $5 OR tax_id = $6
-        OR (country = $7 AND name_key = ANY((SELECT conflict.similar_names($1, $7, $8, $9::float8))::text[]))
+        domain = $4 OR duns = $5 OR tax_id = $6 OR (country = $7 AND name_key = ANY($8::text[]))
     )
 """
+
+# The database's oid, and the names of the program and country that arrived after $3 (none: one
+# row with a null seq).
+_ARRIVED = """
+    SELECT d.oid::int8 AS database, k.seq, k.name_key
+    FROM (SELECT oid FROM pg_database WHERE datname = current_database()) d
+    LEFT JOIN conflict.claim_name_keys k ON k.program_id = $1 AND k.country = $2 AND k.seq > $3
+    ORDER BY k.seq
+"""
+_COUNTRIES = "SELECT DISTINCT country FROM conflict.claim_name_keys WHERE program_id = $1 ORDER BY 1"
+
+
+@dataclass
+class _Known:
+    database: int
+    seq: int = 0
+    names: NameSearch = field(default_factory=NameSearch)
+
+
+_known: dict[tuple[str, str], _Known] = {}
+
+
+async def similar_names(
+    conn: asyncpg.Connection, program_id: str, country: str, name_key: str, threshold: float
+) -> list[str]:
+    """The program's names in `country` whose similarity to `name_key` reaches `threshold`.
+
+    Sees every name committed before the call (and the caller's own): a program's names arrive
+    under its lock, so their numbers grow in commit order within the program.
+    """
+    key = (program_id, country)
+    while True:
+        known = _known.get(key)
+        since = known.seq if known is not None else 0
+        rows = await conn.fetch(_ARRIVED, program_id, country, since)
+        database, known = rows[0]["database"], _known.get(key)
+        if known is None or known.database != database:
+            if since:  # numbers of another database: read this one's names from the start
+                _known.pop(key, None)
+                continue
+            known = _known[key] = _Known(database)
+        if known.seq >= since:
+            break
+        # (another call started the names afresh while this one read: read again)
+    # no await from here on: what was read is applied in seq order, what is known already skipped
+    arrived = [(r["seq"], r["name_key"]) for r in rows if r["seq"] is not None and r["seq"] > known.seq]
+    if arrived:
+        known.names.add(name for _, name in arrived)
+        known.seq = arrived[-1][0]
+    return known.names.similar(name_key, threshold)
+
+
+async def similar_names_any_country(
+    conn: asyncpg.Connection, program_id: str, name_key: str, threshold: float
+) -> list[tuple[str, str]]:
+    """(country, name) of the program's names, in any of its countries, similar to `name_key`."""
+    found = []
+    for country in [r[0] for r in await conn.fetch(_COUNTRIES, program_id)]:
+        found += [(country, name) for name in await similar_names(conn, program_id, country, name_key, threshold)]
+    return found

@@ -8,7 +8,7 @@ import msgspec
 from litestar import Request, Response, get
 
 from contracts.conflict_events import OwnershipChanged
-from services.conflict import claims_repo, policy_store
+from services.conflict import claims_repo, name_index, policy_store
 from services.conflict.api.common import check_program_id, iso
 from services.conflict.domain.claims import Claim
 from services.conflict.domain.identity import identity_of
@@ -113,20 +113,17 @@ async def get_ownership(
     return json_response({"items": items})
 
 
-_BY_NAME_ANY_COUNTRY = f"""
-    SELECT {claims_repo._COLUMNS} FROM conflict.claims
-    WHERE program_id = $1 AND name_key = ANY(ARRAY(
-        SELECT unnest(conflict.similar_names($1, k.country, $2, $3::float8))
-        FROM (SELECT DISTINCT country FROM conflict.claim_name_keys WHERE program_id = $1) k
-    ))
-"""
+_BY_NAMES = f"SELECT {claims_repo._COLUMNS} FROM conflict.claims WHERE program_id = $1 AND name_key = ANY($2::text[])"
 
 
 async def _by_name_any_country(conn, program_id: str, name_key: str, policy) -> list[Claim]:
-    """Claims whose name is similar in any of the program's countries (each country's names searched
-    through its own trigram index, as the intake searches one)."""
-    rows = await conn.fetch(_BY_NAME_ANY_COUNTRY, program_id, name_key, policy.match.name_similarity)
-    return [claims_repo.to_claim(r) for r in rows]
+    """Claims whose name is similar in their country, in any of the program's countries (each
+    country's names searched as the intake searches one)."""
+    found = set(await name_index.similar_names_any_country(conn, program_id, name_key, policy.match.name_similarity))
+    if not found:
+        return []
+    rows = await conn.fetch(_BY_NAMES, program_id, sorted({name for _, name in found}))
+    return [c for c in map(claims_repo.to_claim, rows) if (c.identity.country, c.identity.name_key) in found]
 
 
 OWNERSHIP_ROUTES = [get_ownership]

@@ -8,11 +8,11 @@ Storage note for the SQL side: the claim index keeps, per claim, the output of
 ``identity_of`` -- ``name_key`` (``normalize_name``), ``country`` (upper-case),
 ``domain`` (registrable, ASCII/punycode, already ``None`` when ignored), ``duns``
 (digits) and ``tax_id`` (upper-case alphanumerics) -- with b-tree indexes on domain,
-duns and tax_id, and each country's distinct names in a GIN ``gin_trgm_ops`` index
-(``conflict.claim_names``, see ``services.conflict.name_index``). Candidates are
-``domain = $d OR duns = $u OR tax_id = $t OR (country = $c AND name_key % $n AND
-similarity(name_key, $n) >= $threshold AND similarity(name_key, $n) > 0)``, NULLs
-never being equal. ``trigram_similarity`` below agrees with ``similarity()`` in the
+duns and tax_id, and each country's distinct names in ``conflict.claim_name_keys``,
+searched in memory (``services.conflict.name_search``, ``services.conflict.name_index``).
+Candidates are ``domain = $d OR duns = $u OR tax_id = $t OR (country = $c AND name_key
+IN (names whose similarity(name, $n) >= $threshold and > 0))``, NULLs never being equal.
+``trigrams`` and ``trigram_similarity`` below agree with pg_trgm in the
 project's database (UTF-8, LC_CTYPE C), where only ASCII letters and digits make words:
 a name left in another script after folding (Cyrillic, CJK) has no trigrams there and
 matches only by domain, DUNS or tax id.
@@ -138,7 +138,8 @@ def normalize_name(name: str) -> str:
 _WORD_CHARS = re.compile(r"[A-Za-z0-9]+")
 
 
-def _trigrams(text: str) -> set[str]:
+def trigrams(text: str) -> set[str]:
+    """pg_trgm's trigrams of `text` (``show_trgm``), as a set."""
     # pg_trgm: each word lower-cased and padded "  word ", its trigrams taken as a set.
     # Lower-casing after splitting: str.lower() maps some non-ASCII letters (the Kelvin
     # sign) to ASCII ones, which PostgreSQL under C does not.
@@ -149,12 +150,17 @@ def _trigrams(text: str) -> set[str]:
     return grams
 
 
+# A decision compares its claim's name with each rival's, and rivals share a few names: each name's
+# trigrams are taken once while it is in use (about 3 kB a name).
+_trigram_set = functools.lru_cache(maxsize=4096)(lambda text: frozenset(trigrams(text)))
+
+
 def trigram_similarity(a: str, b: str) -> float:
     """PostgreSQL pg_trgm ``similarity(a, b)``: shared trigrams over all trigrams.
 
     Rounded to float4 as PostgreSQL returns ``real``; 0 when either side has no words.
     """
-    grams_a, grams_b = _trigrams(a), _trigrams(b)
+    grams_a, grams_b = _trigram_set(a), _trigram_set(b)
     if not grams_a or not grams_b:
         return 0.0
     common = len(grams_a & grams_b)

@@ -1,0 +1,98 @@
+"""Which of a program's names in one country are similar to a probe: pg_trgm similarity, in memory.
+
+The names are few next to the claims (a program of a million registrations names about forty
+thousand distinct customers in a country), and pg_trgm's GIN index answers a probe made of common
+words (``"... and sons"``, ``"... y asociados"``) by reading long posting lists and re-computing
+``similarity()`` for thousands of rows. Here each trigram's posting list is a NumPy array of name
+numbers: counting a probe's trigrams over them (``bincount``) gives every name's shared-trigram
+count at once, and with each name's trigram count that is its exact similarity, so nothing is
+checked twice. The result is the set of names whose ``similarity(name, probe) >= threshold``, as
+PostgreSQL computes it (float4), never fewer.
+
+Names are only ever added (a name whose claims are gone finds no claim, which costs a lookup,
+never a wrong answer). Pure: no I/O; ``services.conflict.name_index`` keeps these in step with
+the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from services.conflict.domain.identity import trigrams
+
+_EMPTY = np.empty(0, np.int32)
+
+
+class _Growing:
+    """An int32 array appended to in blocks, its capacity doubled as needed (amortized O(1))."""
+
+    __slots__ = ("data", "size")
+
+    def __init__(self) -> None:
+        self.data = _EMPTY
+        self.size = 0
+
+    def extend(self, values: list[int]) -> None:
+        need = self.size + len(values)
+        if need > len(self.data):
+            grown = np.empty(max(need, 2 * len(self.data), 8), np.int32)
+            grown[: self.size] = self.data[: self.size]
+            self.data = grown
+        self.data[self.size : need] = values
+        self.size = need
+
+    def view(self) -> np.ndarray:
+        return self.data[: self.size]
+
+
+class NameSearch:
+    """The distinct names of one program in one country, searchable by trigram similarity."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self._number: dict[str, int] = {}
+        self._grams = _Growing()  # per name: how many distinct trigrams it has
+        self._postings: dict[str, _Growing] = {}
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._number
+
+    def add(self, names: Iterable[str]) -> None:
+        """Add names not yet known (a known one is skipped)."""
+        blocks: dict[str, list[int]] = {}
+        counts: list[int] = []
+        for name in names:
+            if name in self._number:
+                continue
+            number = self._number[name] = len(self.names)
+            self.names.append(name)
+            grams = trigrams(name)
+            counts.append(len(grams))
+            for gram in grams:
+                blocks.setdefault(gram, []).append(number)
+        if not counts:
+            return
+        self._grams.extend(counts)
+        for gram, numbers in blocks.items():
+            posting = self._postings.get(gram)
+            if posting is None:
+                posting = self._postings[gram] = _Growing()
+            posting.extend(numbers)
+
+    def similar(self, probe: str, threshold: float) -> list[str]:
+        """The names whose pg_trgm similarity to `probe` is at least `threshold` (and above 0)."""
+        grams = trigrams(probe)
+        lists = [p.view() for gram in grams if (p := self._postings.get(gram)) is not None]
+        if not lists:
+            return []
+        shared = np.bincount(np.concatenate(lists), minlength=len(self.names))
+        union = np.float32(len(grams)) + self._grams.view() - shared
+        # as PostgreSQL: the ratio in float4, compared with the threshold in float8
+        score = (shared.astype(np.float32) / union.astype(np.float32)).astype(np.float64)
+        hits = np.flatnonzero((score >= threshold) & (shared > 0))
+        return [self.names[i] for i in hits]

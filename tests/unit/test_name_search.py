@@ -1,0 +1,64 @@
+"""The in-memory name search finds exactly the names whose pg_trgm similarity reaches the threshold.
+
+Checked against the pure `trigram_similarity` (itself checked against PostgreSQL in
+tests/integration/test_identity_matching.py) over names from a small vocabulary, so that many
+share words and trigrams, added in batches of every size so that the posting lists grow many times.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from services.conflict.domain.identity import normalize_name, trigram_similarity
+from services.conflict.name_search import NameSearch
+
+WORDS = (
+    "smith smyth johnson miller muller mueller schmidt garcia garza and y asociados sons et co logistics systems"
+    " pharma 3m x ab o'neil zürich"
+).split()
+
+
+def random_name(rng: random.Random) -> str:
+    words = [rng.choice(WORDS) for _ in range(rng.choice((1, 1, 2, 3, 4)))]
+    if rng.random() < 0.2:
+        w = rng.randrange(len(words))
+        i = rng.randrange(len(words[w]))
+        words[w] = words[w][:i] + rng.choice("aeiourst") + words[w][i + 1 :]
+    return normalize_name(" ".join(words))
+
+
+def brute_force(names: list[str], probe: str, threshold: float) -> set[str]:
+    return {n for n in names if (s := trigram_similarity(n, probe)) > 0 and s >= threshold}
+
+
+@pytest.mark.parametrize("threshold", [0.1, 0.3, 0.5, 0.6, 0.75, 0.9, 1.0])
+def test_finds_exactly_the_similar_names_as_names_arrive(threshold):
+    rng = random.Random(threshold)
+    search, added = NameSearch(), []
+    for batch in (1, 1, 7, 50, 1, 300, 2, 900):
+        names = [random_name(rng) for _ in range(batch)]
+        search.add(names)
+        added += names
+        for _ in range(40):
+            probe = random_name(rng) if rng.random() < 0.7 else rng.choice(added)
+            assert set(search.similar(probe, threshold)) == brute_force(added, probe, threshold), probe
+    assert len(search) == len(set(added))
+
+
+def test_a_known_name_is_kept_once():
+    search = NameSearch()
+    search.add(["acme", "acme", "globex"])
+    search.add(["acme"])
+    assert len(search) == 2 and "acme" in search
+    assert search.similar("acme", 1.0) == ["acme"]
+
+
+def test_names_without_trigrams_match_nothing():
+    search = NameSearch()
+    search.add(["", "\u6771\u4eac", "acme"])  # no ASCII letters or digits: no trigrams under LC_CTYPE C
+    assert search.similar("\u6771\u4eac", 0.0) == []
+    assert search.similar("", 0.1) == []
+    assert search.similar("acme", 0.0) == ["acme"]
+    assert NameSearch().similar("acme", 0.5) == []
