@@ -80,25 +80,9 @@ class EventStore:
             "expected": f"UPDATE {s}.streams SET version = $13::int + $12::int"
             f" WHERE stream_id = $1 AND version = $13::int RETURNING version",
         }
-        self._sql_append = {
-            kind: f"""
-            WITH head AS ({head}),
-            ins AS (
-                INSERT INTO {s}.events (event_id, stream_id, stream_version, event_type, program_id, subject,
-                                        data, correlation_id, causation_id, actor, traceparent, occurred_at)
-                SELECT e.id, $1, head.version - $12::int + e.ord::int, e.t, $2, e.subj, e.d::jsonb,
-                       $3, $4, $5, $6, e.at
-                FROM head, unnest($7::uuid[], $8::text[], $9::text[], $10::text[], $11::timestamptz[])
-                     WITH ORDINALITY AS e(id, t, subj, d, at, ord)
-                RETURNING global_position, event_type
-            ), ob AS (
-                INSERT INTO {s}.outbox (global_position, subject)
-                SELECT global_position, 'dealreg.{self.service}.' || $2 || '.' || event_type FROM ins
-            )
-            SELECT version FROM head
-            """
-            for kind, head in heads.items()
-        }
+        self._heads = heads
+        self._sql_append = {kind: self._append_statement(kind) for kind in heads}
+        self._sql_append_also: dict[tuple, str] = {}
         self._sql_notify = f"SELECT pg_notify('{self.notify_channel}', '')"
         self._sql_stream = (
             f"SELECT {_COLUMNS} FROM {s}.events WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version"
@@ -110,6 +94,29 @@ class EventStore:
             f" ORDER BY tx_id, global_position LIMIT $3"
         )
 
+    def _append_statement(self, kind: object, also: str | None = None) -> str:
+        """The append of `kind` (NO_STREAM, ANY_VERSION or "expected"), with `also` (an SQL expression
+        whose parameters follow the append's) evaluated once after the head moved, before the events."""
+        s = self.schema
+        also_cte = f"also AS MATERIALIZED (SELECT {also} FROM head)," if also else ""
+        return f"""
+            WITH head AS ({self._heads[kind]}), {also_cte}
+            ins AS (
+                INSERT INTO {s}.events (event_id, stream_id, stream_version, event_type, program_id, subject,
+                                        data, correlation_id, causation_id, actor, traceparent, occurred_at)
+                SELECT e.id, $1, head.version - $12::int + e.ord::int, e.t, $2, e.subj, e.d::jsonb,
+                       $3, $4, $5, $6, e.at
+                FROM head, {"also," if also else ""}
+                     unnest($7::uuid[], $8::text[], $9::text[], $10::text[], $11::timestamptz[])
+                     WITH ORDINALITY AS e(id, t, subj, d, at, ord)
+                RETURNING global_position, event_type
+            ), ob AS (
+                INSERT INTO {s}.outbox (global_position, subject)
+                SELECT global_position, 'dealreg.{self.service}.' || $2 || '.' || event_type FROM ins
+            )
+            SELECT version FROM head
+            """
+
     async def append(
         self,
         conn: asyncpg.Connection,
@@ -119,9 +126,14 @@ class EventStore:
         *,
         program_id: str,
         metadata: Metadata = Metadata(),
+        also: tuple[str, Sequence[object]] | None = None,
     ) -> int:
         """Append `events` to `stream_id` if it is at `expected_version` (0: must not exist yet;
         ANY_VERSION: no check). Returns the stream's new version.
+
+        `also`: (an SQL expression with placeholders {0}, {1}, ..., its arguments), evaluated in the
+        same statement once the stream head has moved and before the events are written: a
+        projection that must commit with them, even outside a transaction; its error undoes the append.
 
         Re-appending events whose ids are already recorded is a no-op (idempotent retries).
         Raises ConcurrencyError, writing nothing, when the stream is elsewhere.
@@ -132,7 +144,7 @@ class EventStore:
             raise ValueError("nothing to append")
         with span("eventlog.append", schema=self.schema, stream=stream_id, count=len(events)):
             metadata = replace(metadata, traceparent=event_traceparent(metadata.traceparent))
-            return await self._append(conn, stream_id, expected_version, events, program_id, metadata)
+            return await self._append(conn, stream_id, expected_version, events, program_id, metadata, also)
 
     async def _append(
         self,
@@ -142,6 +154,7 @@ class EventStore:
         events: Sequence[NewEvent],
         program_id: str,
         metadata: Metadata,
+        also: tuple[str, Sequence[object]] | None = None,
     ) -> int:
         # the append is one statement: outside a transaction, atomic on its own without BEGIN and COMMIT
         in_transaction = conn.is_in_transaction()
@@ -161,10 +174,18 @@ class EventStore:
             [e.occurred_at for e in events],
             n,
         ]
-        if expected_version in (ANY_VERSION, NO_STREAM):
-            new_version = await conn.fetchval(self._sql_append[expected_version], *args)
-        else:
-            new_version = await conn.fetchval(self._sql_append["expected"], *args, expected_version)
+        kind = expected_version if expected_version in (ANY_VERSION, NO_STREAM) else "expected"
+        if kind == "expected":
+            args.append(expected_version)
+        statement = self._sql_append[kind]
+        if also is not None:
+            expression, also_args = also
+            first = len(args) + 1
+            statement = self._append_statement(
+                kind, expression.format(*(f"${first + i}" for i in range(len(also_args))))
+            )
+            args.extend(also_args)
+        new_version = await conn.fetchval(statement, *args)
         if new_version is None:
             # nothing moved: a retry of an append that committed, or another writer first
             if (version := await self._already_recorded(conn, stream_id, ids)) is not None:

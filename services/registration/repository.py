@@ -62,19 +62,29 @@ async def save(
         new = NewEvent(
             event_type=event_name, data=new.data, subject=after.id, occurred_at=new.occurred_at, event_id=event_id
         )
+    if before is None:
+        # the event, its outbox row and the read model (refused when the external_ref is taken) in one
+        # statement: atomic on its own, without BEGIN and COMMIT round trips
+        try:
+            await STORE.append(
+                conn,
+                stream_of(after.id),
+                0,
+                [new],
+                program_id=after.program_id,
+                metadata=metadata,
+                also=(_RECORD_SUBMISSION, _projection(after)),
+            )
+        except asyncpg.PostgresError as e:
+            if getattr(e, "sqlstate", None) == _REF_IN_USE:
+                raise DuplicateExternalRef(after.external_ref or "", e.detail) from e
+            raise
+        return after
     async with atomic(conn):
-        if before is None and after.external_ref is not None:
-            await project_claiming_ref(conn, after)
         await STORE.append(
-            conn,
-            stream_of(after.id),
-            before.version if before else 0,
-            [new],
-            program_id=after.program_id,
-            metadata=metadata,
+            conn, stream_of(after.id), before.version, [new], program_id=after.program_id, metadata=metadata
         )
-        if before is not None or after.external_ref is None:
-            await project(conn, after)
+        await project(conn, after)
     return after
 
 
@@ -88,34 +98,9 @@ _ON_CONFLICT = """
         version = excluded.version, resource = excluded.resource
 """
 _UPSERT = f"{_INSERT} VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb) {_ON_CONFLICT}"
-_LOCK_REF = "SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2 || '/' || $3, 0))"
-# the read model is written only when no other live registration of the partner has the reference
-_PROJECT_UNLESS_REF_LIVE = f"""
-    WITH live AS (
-        SELECT registration_id FROM registration.registrations
-        WHERE program_id = $2 AND partner_id = $3 AND external_ref = $4 AND registration_id <> $1
-          AND status IN ('pending','pending_review','info_requested','approved','waitlisted','under_review')
-        LIMIT 1
-    ), projected AS (
-        {_INSERT} SELECT $1, $2, $3, $4, $5, $6, $7::jsonb WHERE NOT EXISTS (SELECT FROM live) {_ON_CONFLICT}
-    )
-    SELECT registration_id FROM live
-"""
-
-
-async def project_claiming_ref(conn: asyncpg.Connection, r: Registration) -> None:
-    """Write a submission's read model, refusing it when another live registration of the partner
-    uses its external_ref.
-
-    The rule binds the partner's submissions, under a lock on the reference so that concurrent ones
-    see each other. A status decided later is always recorded, even one that makes a registration
-    live again (an appeal granted) after the partner reused its reference.
-    """
-    await conn.execute(_LOCK_REF, r.program_id, r.partner_id, r.external_ref)
-    # the check and the read model in one statement, taken after the lock: it sees every earlier holder's commit
-    existing = await conn.fetchval(_PROJECT_UNLESS_REF_LIVE, *_projection(r))
-    if existing is not None:
-        raise DuplicateExternalRef(r.external_ref, existing)
+# migration 0009: writes the read model of a submission, or raises _REF_IN_USE with the holder's id
+_RECORD_SUBMISSION = "registration.record_submission({0}, {1}, {2}, {3}, {4}, {5}, {6}::jsonb)"
+_REF_IN_USE = "DR409"
 
 
 async def project(conn: asyncpg.Connection, r: Registration) -> None:

@@ -51,6 +51,29 @@ async def test_wrong_expected_version_raises_and_writes_nothing(pool):
         assert await store.stream_version(conn, stream) == 1
 
 
+# fails when evaluated, never when planned (random() is volatile: nothing is folded ahead)
+_FAILING = "1 / ({0}::int + floor(random())::int)"
+
+
+async def test_what_is_written_with_the_events_commits_with_them_or_undoes_them(pool):
+    """`also` runs in the append's own statement, once, after the stream head moved: outside a
+    transaction too, its error leaves neither the head, the events nor the outbox rows."""
+    stream, other = unique_id("stream"), unique_id("stream")
+    async with pool.acquire() as conn:
+        outbox = "SELECT count(*) FROM registration.outbox o JOIN registration.events e USING (global_position)"
+        with pytest.raises(asyncpg.DivisionByZeroError):
+            await store.append(conn, stream, NO_STREAM, [ev(1), ev(2)], program_id="p", also=(_FAILING, [0]))
+        assert await store.stream_version(conn, stream) == 0 and await count(conn, stream) == 0
+        assert await conn.fetchval(f"{outbox} WHERE e.stream_id = $1", stream) == 0
+        version = await store.append(
+            conn, other, NO_STREAM, [ev(1), ev(2)], program_id="p", also=("{0}::int + {1}::int", [1, 2])
+        )
+        assert version == 2 and await count(conn, other) == 2
+        assert await conn.fetchval(f"{outbox} WHERE e.stream_id = $1", other) == 2
+        with pytest.raises(ConcurrencyError):  # the head does not move: `also` is not evaluated
+            await store.append(conn, other, 0, [ev(3)], program_id="p", also=(_FAILING, [0]))
+
+
 async def test_concurrent_writers_one_wins(pool):
     import asyncio
 
