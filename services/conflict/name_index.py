@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from services.conflict.name_search import NameSearch
+from services.eventlog.db import transaction_local
 
 # $1 program, $2 own claim id, $3 statuses, $4 domain, $5 duns, $6 tax id, $7 country, $8 similar
 # names: one bitmap scan over four small index reads.
@@ -57,6 +58,11 @@ async def similar_names(
     under its lock, so their numbers grow in commit order within the program.
     """
     key = (program_id, country)
+    read = _read_under_lock(conn, program_id)
+    if read is not None and (known := read.get(key)) is not None and _known.get(key) is known:
+        # read already in this transaction, which holds the program's lock: no name can have
+        # arrived since but the transaction's own, which `added` put in
+        return known.names.similar(name_key, threshold)
     while True:
         known = _known.get(key)
         since = known.seq if known is not None else 0
@@ -75,7 +81,26 @@ async def similar_names(
     if arrived:
         known.names.add(name for _, name in arrived)
         known.seq = arrived[-1][0]
+    if read is not None:
+        read[key] = known
     return known.names.similar(name_key, threshold)
+
+
+def _read_under_lock(conn: asyncpg.Connection, program_id: str) -> dict[tuple[str, str], _Known] | None:
+    """The names read in the open transaction, when it holds the program's lock (else None)."""
+    local = transaction_local(conn)
+    if local is None or program_id not in local.get("program_locks", ()):
+        return None
+    return local.setdefault("names_read", {})
+
+
+def added(conn: asyncpg.Connection, program_id: str, country: str, name_key: str) -> None:
+    """A claim of the open transaction carries `name_key` (a new claim, or a new name): known at once
+    to the searches of this transaction (if the transaction rolls back, a name without claims stays,
+    which finds nothing)."""
+    known = _known.get((program_id, country))
+    if known is not None:
+        known.names.add((name_key,))
 
 
 async def similar_names_any_country(

@@ -178,3 +178,26 @@ async def test_each_database_has_its_own_names(server_dsn):
             assert await name_index.similar_names(b, program, "US", "globex", 0.6) == ["globex"]
             assert await name_index.similar_names(b, program, "US", "acme 7", 0.6) == []
             assert await name_index.similar_names(a, program, "US", "acme 7", 0.9) == ["acme 7"]
+
+
+async def test_a_transaction_holding_the_program_lock_reads_the_names_once(server_dsn):
+    """Under the program's lock no other transaction adds names to the program, so the names that
+    arrived are read once per transaction; the transaction's own claims are searched at once."""
+    from services.conflict.recorder import lock_program
+
+    program = unique_id("names")
+    reads: list[str] = []
+    async with scratch_database(server_dsn) as pool, pool.acquire() as conn:
+        await claims_repo.insert(conn, claim(program, 1, "acme logistics", "US"))
+        conn.add_query_logger(lambda q: reads.append(q.query) if "claim_name_keys" in q.query else None)
+        async with conn.transaction():
+            await lock_program(conn, program)
+            assert await name_index.similar_names(conn, program, "US", "acme logistic", 0.6) == ["acme logistics"]
+            await claims_repo.insert(conn, claim(program, 2, "acme logistix", "US"))
+            found = await name_index.similar_names(conn, program, "US", "acme logistic", 0.6)
+            assert sorted(found) == ["acme logistics", "acme logistix"]
+        assert len(reads) == 1
+        async with conn.transaction():  # a new transaction reads again
+            await lock_program(conn, program)
+            await name_index.similar_names(conn, program, "US", "acme logistic", 0.6)
+        assert len(reads) == 2
