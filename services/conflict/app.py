@@ -19,6 +19,7 @@ from services.conflict.recorder import STORE
 from services.conflict.scheduler import Scheduler
 from services.eventlog.consumer import EventConsumer
 from services.eventlog.outbox import OutboxRelay
+from services.eventlog.statistics import StatisticsKeeper
 from services.http.health import Runtime, utcnow
 from services.http.service_app import Worker, service_app
 from services.settings import Settings
@@ -51,6 +52,7 @@ def workers(rt: Runtime) -> dict[str, Worker]:
             partition=lambda ce: ce.program_id,
         ),
         "scheduler": Scheduler(rt.pool, rt.clock),
+        "statistics": StatisticsKeeper(rt.pool, "conflict"),
     }
 
 

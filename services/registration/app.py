@@ -9,6 +9,7 @@ from litestar import Litestar
 from contracts.envelope import JETSTREAM_STREAMS
 from services.eventlog.consumer import EventConsumer
 from services.eventlog.outbox import OutboxRelay
+from services.eventlog.statistics import StatisticsKeeper
 from services.http.health import Runtime, utcnow
 from services.http.service_app import Worker, service_app
 from services.registration import status_flow
@@ -34,6 +35,7 @@ def workers(rt: Runtime) -> dict[str, Worker]:
             exclusive=True,
             partition=lambda ce: ce.program_id,
         ),
+        "statistics": StatisticsKeeper(rt.pool, "registration"),
     }
 
 

@@ -1,0 +1,74 @@
+"""The statistics keeper analyzes a table that grew faster than autovacuum looks, and the planner
+then reads the claims of a probe's keys through their indexes again."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from services.conflict import claims_repo, name_index
+from services.eventlog.statistics import StatisticsKeeper
+from tests.conftest import unique_id
+from tests.integration.scratch_database import scratch_database
+
+pytestmark = pytest.mark.integration
+
+_GROW = """
+    INSERT INTO conflict.claims (claim_id, kind, program_id, partner_id, name_key, country, domain, products,
+                                 submitted_at, status)
+    SELECT $1 || '-' || i, 'registration', $1, 'p1', 'firm ' || i, 'US', 'firm' || i || '.com', ARRAY['firewall'],
+           now(), 'approved'
+    FROM generate_series(1, $2::int) AS i
+"""
+
+
+def _index_names(plan: dict) -> set[str]:
+    found = {plan["Index Name"]} if "Index Name" in plan else set()
+    for child in plan.get("Plans", []):
+        found |= _index_names(child)
+    return found
+
+
+async def test_a_table_grown_from_empty_is_analyzed_and_planned_through_its_key_indexes(server_dsn):
+    program = unique_id("stats")
+    async with scratch_database(server_dsn) as pool:
+        keeper = StatisticsKeeper(pool, "conflict", every=0.2)
+        async with pool.acquire() as conn:
+            await conn.execute("ANALYZE conflict.claims")  # statistics of the empty table, as after deployment
+            await conn.execute(_GROW, program, 20_000)
+        analyzed: list[str] = []
+        for _ in range(50):  # the server publishes a backend's counts within a second or so
+            analyzed += await keeper.analyze_stale()
+            if "conflict.claims" in analyzed:
+                break
+            await asyncio.sleep(0.2)
+        assert "conflict.claims" in analyzed
+        assert await keeper.analyze_stale() == []  # nothing changed since
+        async with pool.acquire() as conn:
+            statement = f"SELECT 1 FROM conflict.claims {name_index.CANDIDATE_FILTER}"
+            plan = await conn.fetchval(
+                f"EXPLAIN (FORMAT JSON) {statement}",
+                program,
+                "x",
+                claims_repo.RIVAL_STATUSES,
+                "firm77.com",
+                None,
+                None,
+                "US",
+                ["firm 77"],
+            )
+        used = _index_names(json.loads(plan)[0]["Plan"])
+        assert {"claims_domain", "claims_program_name"} <= used, used
+        assert "claims_program_status" not in used, used
+
+
+async def test_the_keeper_keeps_looking_until_stopped(server_dsn):
+    async with scratch_database(server_dsn) as pool:
+        keeper = StatisticsKeeper(pool, "conflict", every=0.05)
+        stop = asyncio.Event()
+        task = asyncio.create_task(keeper.run(stop))
+        await asyncio.sleep(0.3)
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
