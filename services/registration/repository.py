@@ -9,7 +9,6 @@ import msgspec
 
 from contracts.envelope import decode_data, encode
 from contracts.registration_events import RegistrationSubmitted
-from services.eventlog.db import atomic
 from services.eventlog.events import ConcurrencyError, Metadata, NewEvent, RecordedEvent
 from services.eventlog.store import EventStore
 from services.registration.domain.errors import DuplicateExternalRef
@@ -62,49 +61,31 @@ async def save(
         new = NewEvent(
             event_type=event_name, data=new.data, subject=after.id, occurred_at=new.occurred_at, event_id=event_id
         )
-    if before is None:
-        # the event, its outbox row and the read model (refused when the external_ref is taken) in one
-        # statement: atomic on its own, without BEGIN and COMMIT round trips
-        try:
-            await STORE.append(
-                conn,
-                stream_of(after.id),
-                0,
-                [new],
-                program_id=after.program_id,
-                metadata=metadata,
-                also=(_RECORD_SUBMISSION, _projection(after)),
-            )
-        except asyncpg.PostgresError as e:
-            if getattr(e, "sqlstate", None) == _REF_IN_USE:
-                raise DuplicateExternalRef(after.external_ref or "", e.detail) from e
-            raise
-        return after
-    async with atomic(conn):
+    # the event, its outbox row and the read model in one statement, atomic on its own; a submission's
+    # is refused when another live registration of the partner uses its external_ref
+    record = _RECORD_SUBMISSION if before is None else _RECORD_REGISTRATION
+    try:
         await STORE.append(
-            conn, stream_of(after.id), before.version, [new], program_id=after.program_id, metadata=metadata
+            conn,
+            stream_of(after.id),
+            before.version if before else 0,
+            [new],
+            program_id=after.program_id,
+            metadata=metadata,
+            also=(record, _projection(after)),
         )
-        await project(conn, after)
+    except asyncpg.PostgresError as e:
+        if getattr(e, "sqlstate", None) == _REF_IN_USE:
+            raise DuplicateExternalRef(after.external_ref or "", e.detail) from e
+        raise
     return after
 
 
-_INSERT = """
-    INSERT INTO registration.registrations
-        (registration_id, program_id, partner_id, external_ref, status, version, resource)
-"""
-_ON_CONFLICT = """
-    ON CONFLICT (registration_id) DO UPDATE SET
-        external_ref = excluded.external_ref, status = excluded.status,
-        version = excluded.version, resource = excluded.resource
-"""
-_UPSERT = f"{_INSERT} VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb) {_ON_CONFLICT}"
 # migration 0009: writes the read model of a submission, or raises _REF_IN_USE with the holder's id
 _RECORD_SUBMISSION = "registration.record_submission({0}, {1}, {2}, {3}, {4}, {5}, {6}::jsonb)"
+# migration 0011: writes the read model of a registration's later event
+_RECORD_REGISTRATION = "registration.record_registration({0}, {1}, {2}, {3}, {4}, {5}, {6}::jsonb)"
 _REF_IN_USE = "DR409"
-
-
-async def project(conn: asyncpg.Connection, r: Registration) -> None:
-    await conn.execute(_UPSERT, *_projection(r))
 
 
 def _projection(r: Registration) -> tuple:
@@ -127,4 +108,4 @@ def _occurred(event: msgspec.Struct):
     raise ValueError(f"{type(event).__name__} has no time")
 
 
-__all__ = ["STORE", "ConcurrencyError", "fold", "load", "load_events", "project", "save", "stream_of"]
+__all__ = ["STORE", "ConcurrencyError", "fold", "load", "load_events", "save", "stream_of"]
