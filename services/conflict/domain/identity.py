@@ -151,8 +151,8 @@ def trigrams(text: str) -> set[str]:
 
 
 # A decision compares its claim's name with each rival's, and rivals share a few names: each name's
-# trigrams are taken once while it is in use (about 3 kB a name).
-_trigram_set = functools.lru_cache(maxsize=4096)(lambda text: frozenset(trigrams(text)))
+# trigrams are taken once while it is in use (about 3 kB a name, 1,024 names at most).
+_trigram_set = functools.lru_cache(maxsize=1024)(lambda text: frozenset(trigrams(text)))
 
 
 def trigram_similarity(a: str, b: str) -> float:
