@@ -17,7 +17,25 @@ class Profile:
     settle_cap_s: float = 120.0  # the pipeline must be idle before each phase; wait at most this,
     settle_budget_s: float = 420.0  # and at most this much in all, so a slow pipeline cannot overrun the run
     step_s: float = 20.0
-    step_rates: tuple[int, ...] = (25, 50, 100, 150, 200, 250, 300, 350, 400, 500, 600, 800, 1000, 1250, 1500, 2000, 3000)
+    step_rates: tuple[int, ...] = (
+        25,
+        50,
+        100,
+        150,
+        200,
+        250,
+        300,
+        350,
+        400,
+        500,
+        600,
+        800,
+        1000,
+        1250,
+        1500,
+        2000,
+        3000,
+    )
     max_steps: int = 6
     keep_up_lag_s: float = 5.0  # a step keeps up when its last registration is decided within this
     latency_rates: tuple[int, ...] = (250, 500, 1000, 2000)
