@@ -82,7 +82,7 @@ async def insert(conn: asyncpg.Connection, c: Claim, customer_json: str = "{}") 
         c.status,
         customer_json,
     )
-    name_index.added(conn, c.program_id, c.identity.country, c.identity.name_key)
+    name_index.added(c.program_id, c.identity.country, c.identity.name_key)
     return _with_seq(c, seq)
 
 
@@ -106,7 +106,7 @@ async def update_terms(conn: asyncpg.Connection, c: Claim) -> None:
         c.amount,
         c.currency,
     )
-    name_index.added(conn, c.program_id, c.identity.country, c.identity.name_key)
+    name_index.added(c.program_id, c.identity.country, c.identity.name_key)
 
 
 async def load(conn: asyncpg.Connection, claim_id: str) -> Claim | None:

@@ -3,8 +3,9 @@
 Equal domain, DUNS or tax id come from b-tree indexes. Similar names come from memory
 (``services.conflict.name_search``): each program's and country's distinct names, read once from
 ``conflict.claim_name_keys`` (kept by triggers on the claims, migrations 0006 and 0008), then
-before each search only those that arrived since (one small round trip). The names found lead to
-their claims through a b-tree on (program_id, name_key, status).
+before each search only those that arrived since (one small round trip; once per transaction when
+it holds the program's lock). The names found lead to their claims through a b-tree on
+(program_id, name_key, status).
 
 Nothing kept depends on the threshold, so a policy may change it at any time: no claim that the
 pure rules would accept is missed. The searches are kept per process, for the database they were
@@ -94,7 +95,7 @@ def _read_under_lock(conn: asyncpg.Connection, program_id: str) -> dict[tuple[st
     return local.setdefault("names_read", {})
 
 
-def added(conn: asyncpg.Connection, program_id: str, country: str, name_key: str) -> None:
+def added(program_id: str, country: str, name_key: str) -> None:
     """A claim of the open transaction carries `name_key` (a new claim, or a new name): known at once
     to the searches of this transaction (if the transaction rolls back, a name without claims stays,
     which finds nothing)."""

@@ -180,10 +180,11 @@ class EventStore:
         statement = self._sql_append[kind]
         if also is not None:
             expression, also_args = also
-            first = len(args) + 1
-            statement = self._append_statement(
-                kind, expression.format(*(f"${first + i}" for i in range(len(also_args))))
-            )
+            key = (kind, expression, len(also_args))
+            if (statement := self._sql_append_also.get(key)) is None:
+                first = len(args) + 1
+                placeholders = (f"${first + i}" for i in range(len(also_args)))
+                statement = self._sql_append_also[key] = self._append_statement(kind, expression.format(*placeholders))
             args.extend(also_args)
         new_version = await conn.fetchval(statement, *args)
         if new_version is None:

@@ -81,9 +81,9 @@ async def save(
     return after
 
 
-# migration 0009: writes the read model of a submission, or raises _REF_IN_USE with the holder's id
+# migration 0009: the read model of a submission, or _REF_IN_USE raised with the holder's id
 _RECORD_SUBMISSION = "registration.record_submission({0}, {1}, {2}, {3}, {4}, {5}, {6}::jsonb)"
-# migration 0011: writes the read model of a registration's later event
+# migration 0009: the read model of a registration's later event
 _RECORD_REGISTRATION = "registration.record_registration({0}, {1}, {2}, {3}, {4}, {5}, {6}::jsonb)"
 _REF_IN_USE = "DR409"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 
@@ -119,12 +120,11 @@ async def submit(request: Request) -> Response:
             event = decide.submit(str(uuid.uuid4()), partner, terms, principal.subject, now)
             state = started(event)
             headers = {**_etag(1), "Location": f"/v1/registrations/{state.id}"}
-            if key:
-                async with conn.transaction():
+            # without a key, the submission is one statement, atomic on its own
+            async with conn.transaction() if key else contextlib.nullcontext():
+                if key:
                     stored = idempotency.StoredResponse(digest, 201, headers, encode(views.resource(state)))
                     await idempotency.remember(conn, program_id, partner_id, key, stored, now)
-                    await repository.save(conn, None, "registration.submitted", event, _meta(request, principal))
-            else:  # one statement, atomic on its own
                 await repository.save(conn, None, "registration.submitted", event, _meta(request, principal))
         except asyncpg.UniqueViolationError:
             # a concurrent request with the same key committed first: answer as it did
