@@ -3,8 +3,9 @@
 A database of its own on the same server holds one program whose claims grow from size to size,
 loaded with COPY (names, domains, DUNS and tax ids in the shapes the service stores them, from the
 same generator as the load). Each size then answers the same kind of probes through
-`claims_repo.rivals`, inside a transaction as the intake runs it (the similarity threshold is
-transaction-local): half are customers already in the program, written differently; half are new.
+`claims_repo.rivals`, each in a transaction of its own: half are customers already in the program,
+written differently; half are new. The conflict service's in-memory name search reads the names
+of each size once (in the warm-up probes), then only what arrived since, as the service does.
 """
 
 from __future__ import annotations
