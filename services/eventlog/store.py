@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import asyncpg
 
@@ -39,6 +39,19 @@ _COLUMNS = (
     "global_position, event_id, stream_id, stream_version, event_type, program_id, subject, data::text,"
     " correlation_id, causation_id, actor, traceparent, occurred_at, recorded_at, tx_id::text::bigint"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedAppend:
+    """An append's statement and arguments, made by `EventStore.prepare` in the appender's span."""
+
+    stream_id: str
+    expected_version: int
+    program_id: str
+    event_ids: list[uuid.UUID]
+    event_types: list[str]
+    statement: str
+    args: list[object]
 
 
 def _recorded(row: asyncpg.Record) -> RecordedEvent:
@@ -114,7 +127,7 @@ class EventStore:
                 INSERT INTO {s}.outbox (global_position, subject)
                 SELECT global_position, 'dealreg.{self.service}.' || $2 || '.' || event_type FROM ins
             )
-            SELECT version FROM head
+            SELECT (SELECT version FROM head) AS version
             """
 
     async def append(
@@ -140,26 +153,28 @@ class EventStore:
         The events' `traceparent` is the append span's (see `telemetry.event_traceparent`).
         `conn` must come from `services.eventlog.db`: the outbox relay is woken after the commit.
         """
-        if not events:
-            raise ValueError("nothing to append")
         with span("eventlog.append", schema=self.schema, stream=stream_id, count=len(events)):
-            metadata = replace(metadata, traceparent=event_traceparent(metadata.traceparent))
-            return await self._append(conn, stream_id, expected_version, events, program_id, metadata, also)
+            prepared = self.prepare(
+                stream_id, expected_version, events, program_id=program_id, metadata=metadata, also=also
+            )
+            return await self.append_prepared(conn, prepared)
 
-    async def _append(
+    def prepare(
         self,
-        conn: asyncpg.Connection,
         stream_id: str,
         expected_version: int,
         events: Sequence[NewEvent],
+        *,
         program_id: str,
-        metadata: Metadata,
+        metadata: Metadata = Metadata(),
         also: tuple[str, Sequence[object]] | None = None,
-    ) -> int:
-        # the append is one statement: outside a transaction, atomic on its own without BEGIN and COMMIT
-        in_transaction = conn.is_in_transaction()
+    ) -> PreparedAppend:
+        """The statement and arguments of an append (see `append`), its events' `traceparent` taken
+        from the current span: call it inside the append's span."""
+        if not events:
+            raise ValueError("nothing to append")
+        metadata = replace(metadata, traceparent=event_traceparent(metadata.traceparent))
         ids = [e.event_id for e in events]
-        n = len(events)
         args = [
             stream_id,
             program_id,
@@ -172,7 +187,7 @@ class EventStore:
             [e.subject for e in events],
             [e.data.decode() for e in events],
             [e.occurred_at for e in events],
-            n,
+            len(events),
         ]
         kind = expected_version if expected_version in (ANY_VERSION, NO_STREAM) else "expected"
         if kind == "expected":
@@ -186,19 +201,53 @@ class EventStore:
                 placeholders = (f"${first + i}" for i in range(len(also_args)))
                 statement = self._sql_append_also[key] = self._append_statement(kind, expression.format(*placeholders))
             args.extend(also_args)
-        new_version = await conn.fetchval(statement, *args)
+        return PreparedAppend(
+            stream_id, expected_version, program_id, ids, [e.event_type for e in events], statement, args
+        )
+
+    async def append_prepared(self, conn: asyncpg.Connection, prepared: PreparedAppend) -> int:
+        """Run one prepared append (see `append`)."""
+        # the append is one statement: outside a transaction, atomic on its own without BEGIN and COMMIT
+        in_transaction = conn.is_in_transaction()
+        new_version = await conn.fetchval(prepared.statement, *prepared.args)
         if new_version is None:
-            # nothing moved: a retry of an append that committed, or another writer first
-            if (version := await self._already_recorded(conn, stream_id, ids)) is not None:
-                return version
-            actual = await conn.fetchval(self._sql_version, stream_id) or 0
-            raise ConcurrencyError(stream_id, expected_version, actual)
+            return await self._unmoved(conn, prepared)
         if in_transaction:
             conn.after_commit(self.notify_channel, self._wake_relay)
         else:
             await self._wake_relay(conn)
-        events_appended(self.schema, program_id, [e.event_type for e in events])
+        events_appended(self.schema, prepared.program_id, prepared.event_types)
         return new_version
+
+    async def append_many(self, conn: asyncpg.Connection, appends: Sequence[PreparedAppend]) -> list[int | None]:
+        """Run prepared appends of one statement (appends of one kind and `also` expression) as one
+        transaction in one round trip: the statements are pipelined, and they commit together, once,
+        or, when any of them fails, not at all (the error is raised; the caller may retry each alone).
+
+        Returns each append's new stream version, or None for an append whose stream head did not
+        move (a retry, or another writer first): nothing of it was written; `append_prepared`
+        alone tells which, as `append` would. Must be called outside a transaction."""
+        if conn.is_in_transaction():
+            raise RuntimeError("append_many commits on its own: call it outside a transaction")
+        statements = {a.statement for a in appends}
+        if len(statements) != 1:
+            raise ValueError("append_many runs one statement: appends of one kind and `also` expression")
+        # every append statement returns one row (its version null when the head did not move), so
+        # the rows line up with the appends
+        rows = await conn.fetchmany(statements.pop(), [a.args for a in appends])
+        versions = [r[0] for r in rows]
+        for a, version in zip(appends, versions, strict=True):
+            if version is not None:
+                events_appended(self.schema, a.program_id, a.event_types)
+        await self._wake_relay(conn)
+        return versions
+
+    async def _unmoved(self, conn: asyncpg.Connection, prepared: PreparedAppend) -> int:
+        """Nothing moved: a retry of an append that committed (its version), or another writer first."""
+        if (version := await self._already_recorded(conn, prepared.stream_id, prepared.event_ids)) is not None:
+            return version
+        actual = await conn.fetchval(self._sql_version, prepared.stream_id) or 0
+        raise ConcurrencyError(prepared.stream_id, prepared.expected_version, actual)
 
     async def _wake_relay(self, conn: asyncpg.Connection) -> None:
         """After the commit: the relay of this process directly when it is the one publishing (it

@@ -8,6 +8,7 @@ from litestar import Litestar
 
 from contracts.envelope import JETSTREAM_STREAMS
 from services.eventlog.consumer import EventConsumer
+from services.eventlog.group_commit import GroupAppender
 from services.eventlog.outbox import OutboxRelay
 from services.eventlog.statistics import StatisticsKeeper
 from services.http.health import Runtime, utcnow
@@ -15,7 +16,8 @@ from services.http.service_app import Worker, service_app
 from services.registration import status_flow
 from services.registration.api.directory import DIRECTORY_ROUTES
 from services.registration.api.registrations import REGISTRATION_ROUTES
-from services.registration.repository import STORE
+from services.registration.directory import PARTNERS, PartnerCache
+from services.registration.repository import STORE, SUBMISSIONS
 from services.settings import Settings
 from services.telemetry import configure_tracing
 
@@ -44,6 +46,9 @@ def bootstrap(settings: Settings, *, clock: Callable = utcnow, background: bool 
     settings.require()
     configure_tracing("dealreg-registration")
     rt = Runtime(signing_key=settings.signing_key or "", clock=clock)
+    # submissions without an Idempotency-Key: their partner cached, committed together under load
+    rt.extras[PARTNERS] = PartnerCache()
+    rt.extras[SUBMISSIONS] = GroupAppender(STORE, lambda: rt.pool)
     return service_app(
         service="registration",
         settings=settings,

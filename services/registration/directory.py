@@ -13,6 +13,7 @@ from services.registration.domain.decide import Partner
 from services.registration.repository import STORE
 
 PARTNER_TYPES = ("reseller", "distributor", "msp", "si", "referral")
+PARTNERS = "partners"  # the runtime's PartnerCache, in `Runtime.extras`
 
 
 async def put_program(conn: asyncpg.Connection, program_id: str, name: str, meta: Metadata, now: dt.datetime) -> dict:
@@ -81,3 +82,31 @@ async def find_partner(conn: asyncpg.Connection, program_id: str, partner_id: st
         "SELECT tier, type FROM registration.partners WHERE program_id = $1 AND partner_id = $2", program_id, partner_id
     )
     return Partner(program_id, partner_id, row["tier"], row["type"]) if row else None
+
+
+class PartnerCache:
+    """Partners as this process last read them, so that a submission needs no read of its own.
+
+    A stale entry never makes a wrong registration: the event states the partner's tier and type,
+    and the statement recording it checks them (migration 0011); refused, the submitter forgets
+    the entry and reads the partner again. Only partners found are kept, at most `size` of them.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._known: dict[tuple[str, str], Partner] = {}
+
+    async def find(self, pool: asyncpg.Pool, program_id: str, partner_id: str) -> Partner | None:
+        key = (program_id, partner_id)
+        if (partner := self._known.get(key)) is not None:
+            return partner
+        async with pool.acquire() as conn:
+            partner = await find_partner(conn, program_id, partner_id)
+        if partner is not None:
+            if len(self._known) >= self.size:
+                del self._known[next(iter(self._known))]  # the oldest entry
+            self._known[key] = partner
+        return partner
+
+    def forget(self, program_id: str, partner_id: str) -> None:
+        self._known.pop((program_id, partner_id), None)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -9,13 +12,15 @@ import msgspec
 
 from contracts.envelope import decode_data, encode
 from contracts.registration_events import RegistrationSubmitted
-from services.eventlog.events import ConcurrencyError, Metadata, NewEvent, RecordedEvent
+from services.eventlog.events import NO_STREAM, ConcurrencyError, Metadata, NewEvent, RecordedEvent
+from services.eventlog.group_commit import GroupAppender
 from services.eventlog.store import EventStore
 from services.registration.domain.errors import DuplicateExternalRef
 from services.registration.domain.model import Registration, evolve, started
 from services.registration.views import resource
 
 STORE = EventStore("registration")
+SUBMISSIONS = "submissions"  # the runtime's GroupAppender of submissions, in `Runtime.extras`
 
 
 def stream_of(registration_id: str) -> str:
@@ -56,36 +61,75 @@ async def save(
     submission's external_ref is in use by another live registration of the partner.
     """
     after = started(event) if before is None else evolve(before, event)
-    new = NewEvent(event_type=event_name, data=encode(event), subject=after.id, occurred_at=_occurred(event))
-    if event_id is not None:
-        new = NewEvent(
-            event_type=event_name, data=new.data, subject=after.id, occurred_at=new.occurred_at, event_id=event_id
-        )
     # the event, its outbox row and the read model in one statement, atomic on its own; a submission's
     # is refused when another live registration of the partner uses its external_ref
     record = _RECORD_SUBMISSION if before is None else _RECORD_REGISTRATION
-    try:
+    with _refusals(after):
         await STORE.append(
             conn,
             stream_of(after.id),
             before.version if before else 0,
-            [new],
+            [_new_event(after, event_name, event, event_id)],
             program_id=after.program_id,
             metadata=metadata,
             also=(record, _projection(after)),
         )
-    except asyncpg.PostgresError as e:
-        if getattr(e, "sqlstate", None) == _REF_IN_USE:
-            raise DuplicateExternalRef(after.external_ref or "", e.detail) from e
-        raise
     return after
+
+
+async def submit(appender: GroupAppender, event: RegistrationSubmitted, metadata: Metadata) -> Registration:
+    """Record a submission outside any transaction, committed with the others in flight (group
+    commit); as `save`, and refused with PartnerChanged when the partner's tier or type is no
+    longer the one the event states (it may come from a cache)."""
+    after = started(event)
+    with _refusals(after):
+        await appender.append(
+            stream_of(after.id),
+            NO_STREAM,
+            [_new_event(after, "registration.submitted", event)],
+            program_id=after.program_id,
+            metadata=metadata,
+            also=(_RECORD_SUBMISSION_OF, (*_projection(after), event.partner_tier, event.partner_type)),
+        )
+    return after
+
+
+def _new_event(after: Registration, event_name: str, event: msgspec.Struct, event_id: Any = None) -> NewEvent:
+    new = NewEvent(event_type=event_name, data=encode(event), subject=after.id, occurred_at=_occurred(event))
+    return new if event_id is None else replace(new, event_id=event_id)
+
+
+@contextlib.contextmanager
+def _refusals(after: Registration) -> Iterator[None]:
+    """The read model's refusals as domain errors."""
+    try:
+        yield
+    except asyncpg.PostgresError as e:
+        code = getattr(e, "sqlstate", None)
+        if code == _REF_IN_USE:
+            raise DuplicateExternalRef(after.external_ref or "", e.detail) from e
+        if code == _PARTNER_CHANGED:
+            raise PartnerChanged(after.program_id, after.partner_id) from e
+        raise
+
+
+class PartnerChanged(Exception):
+    """The partner's tier or type is not the one the submission states: read it again, submit anew."""
+
+    def __init__(self, program_id: str, partner_id: str) -> None:
+        super().__init__(f"partner {partner_id!r} of program {program_id!r} changed")
+        self.program_id = program_id
+        self.partner_id = partner_id
 
 
 # migration 0009: the read model of a submission, or _REF_IN_USE raised with the holder's id
 _RECORD_SUBMISSION = "registration.record_submission({0}, {1}, {2}, {3}, {4}, {5}, {6}::jsonb)"
+# migration 0011: the same, after checking the partner's tier and type ({7}, {8}), or _PARTNER_CHANGED
+_RECORD_SUBMISSION_OF = "registration.record_submission_of({0}, {1}, {2}, {3}, {4}, {5}, {6}::jsonb, {7}, {8})"
 # migration 0009: the read model of a registration's later event
 _RECORD_REGISTRATION = "registration.record_registration({0}, {1}, {2}, {3}, {4}, {5}, {6}::jsonb)"
 _REF_IN_USE = "DR409"
+_PARTNER_CHANGED = "DR412"
 
 
 def _projection(r: Registration) -> tuple:
@@ -108,4 +152,4 @@ def _occurred(event: msgspec.Struct):
     raise ValueError(f"{type(event).__name__} has no time")
 
 
-__all__ = ["STORE", "ConcurrencyError", "fold", "load", "load_events", "save", "stream_of"]
+__all__ = ["STORE", "ConcurrencyError", "PartnerChanged", "fold", "load", "load_events", "save", "stream_of", "submit"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from typing import Any
 
@@ -20,7 +19,7 @@ from services.http.problems import Problem, not_found, validation_problem
 from services.registration import idempotency, repository, views
 from services.registration.api.errors import to_problem
 from services.registration.api.schemas import AppealIn, OutcomeIn, ReasonIn, RegistrationIn, RegistrationPatch
-from services.registration.directory import find_partner
+from services.registration.directory import PARTNERS, PartnerCache, find_partner
 from services.registration.domain import decide
 from services.registration.domain.errors import DomainError, NotEnrolled
 from services.registration.domain.model import Registration, started
@@ -99,41 +98,70 @@ async def submit(request: Request) -> Response:
         raise validation_problem([("Idempotency-Key", "must be 1 to 255 printable characters")])
     body = decode_json(raw, RegistrationIn)
     now = rt.clock()
+    try:
+        terms = decide.Terms(
+            customer=body.customer.to_domain(),
+            products=body.products,
+            deal_type=body.deal_type,
+            estimated_value=body.estimated_value.to_domain(),
+            expected_close=body.expected_close,
+            notes=body.notes,
+            external_ref=body.external_ref,
+        )
+        if key:
+            return await _submit_once(request, rt, principal, key, idempotency.request_hash(raw), terms, now)
+        state = await _submit_grouped(request, rt, principal, terms, now)
+    except (DomainError, ConcurrencyError) as e:
+        raise to_problem(e) from e
+    return _reply(state, 201, {"Location": f"/v1/registrations/{state.id}"})
+
+
+async def _submit_grouped(
+    request: Request, rt: Runtime, principal: Principal, terms: decide.Terms, now
+) -> Registration:
+    """Without an Idempotency-Key: the partner from the cache, the submission committed with the
+    others in flight (group commit); read the partner again if it changed since it was cached."""
     program_id, partner_id = principal.program_id or "", principal.partner_id or ""
-    digest = idempotency.request_hash(raw) if key else ""
+    partners: PartnerCache = rt.extras[PARTNERS]
+    for attempt in range(3):
+        partner = await partners.find(rt.pool, program_id, partner_id)
+        if partner is None:
+            raise NotEnrolled(program_id, partner_id)
+        event = decide.submit(str(uuid.uuid4()), partner, terms, principal.subject, now)
+        try:
+            return await repository.submit(rt.extras[repository.SUBMISSIONS], event, _meta(request, principal))
+        except repository.PartnerChanged:
+            partners.forget(program_id, partner_id)
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _submit_once(
+    request: Request, rt: Runtime, principal: Principal, key: str, digest: str, terms: decide.Terms, now
+) -> Response:
+    """With an Idempotency-Key: the stored response and the submission in one transaction."""
+    program_id, partner_id = principal.program_id or "", principal.partner_id or ""
     async with rt.pool.acquire() as conn:
-        if key and (stored := await idempotency.find(conn, program_id, partner_id, key, now)):
+        if stored := await idempotency.find(conn, program_id, partner_id, key, now):
             return _replay(stored, digest)
         partner = await find_partner(conn, program_id, partner_id)
+        if partner is None:
+            raise NotEnrolled(program_id, partner_id)
+        event = decide.submit(str(uuid.uuid4()), partner, terms, principal.subject, now)
+        state = started(event)
+        headers = {**_etag(1), "Location": f"/v1/registrations/{state.id}"}
         try:
-            if partner is None:
-                raise NotEnrolled(program_id, partner_id)
-            terms = decide.Terms(
-                customer=body.customer.to_domain(),
-                products=body.products,
-                deal_type=body.deal_type,
-                estimated_value=body.estimated_value.to_domain(),
-                expected_close=body.expected_close,
-                notes=body.notes,
-                external_ref=body.external_ref,
-            )
-            event = decide.submit(str(uuid.uuid4()), partner, terms, principal.subject, now)
-            state = started(event)
-            headers = {**_etag(1), "Location": f"/v1/registrations/{state.id}"}
-            # without a key, the submission is one statement, atomic on its own
-            async with conn.transaction() if key else contextlib.nullcontext():
-                if key:
-                    stored = idempotency.StoredResponse(digest, 201, headers, encode(views.resource(state)))
-                    await idempotency.remember(conn, program_id, partner_id, key, stored, now)
+            async with conn.transaction():
+                stored = idempotency.StoredResponse(digest, 201, headers, encode(views.resource(state)))
+                await idempotency.remember(conn, program_id, partner_id, key, stored, now)
                 await repository.save(conn, None, "registration.submitted", event, _meta(request, principal))
         except asyncpg.UniqueViolationError:
             # a concurrent request with the same key committed first: answer as it did
-            stored = await idempotency.find(conn, program_id, partner_id, key or "", now)
+            stored = await idempotency.find(conn, program_id, partner_id, key, now)
             if stored is None:
                 raise
             return _replay(stored, digest)
-        except (DomainError, ConcurrencyError) as e:
-            raise to_problem(e) from e
     return _reply(state, 201, {"Location": f"/v1/registrations/{state.id}"})
 
 
