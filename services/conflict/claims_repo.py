@@ -142,13 +142,10 @@ async def candidates(
         c.identity.tax_id,
         c.identity.country,
         names,
-    ]
-    where = name_index.CANDIDATE_FILTER
-    if sharing_products is not None:
         # a claim on none of these products is never a rival: neither fetched nor confirmed
-        where += " AND products && $9::text[]"
-        args.append(list(sharing_products))
-    rows = await conn.fetch(f"SELECT {_COLUMNS} FROM conflict.claims {where} ORDER BY seq", *args)
+        list(sharing_products) if sharing_products is not None else None,
+    ]
+    rows = await conn.fetch(f"SELECT {_COLUMNS} FROM {name_index.CANDIDATES} ORDER BY seq", *args)
     return [to_claim(r) for r in rows]
 
 

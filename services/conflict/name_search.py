@@ -5,9 +5,9 @@ thousand distinct customers in a country), and pg_trgm's GIN index answers a pro
 words (``"... and sons"``, ``"... y asociados"``) by reading long posting lists and re-computing
 ``similarity()`` for thousands of rows. Here each trigram's posting list is a NumPy array of name
 numbers: counting a probe's trigrams over them (``bincount``) gives every name's shared-trigram
-count at once, and with each name's trigram count that is its exact similarity, so nothing is
-checked twice. The result is the set of names whose ``similarity(name, probe) >= threshold``, as
-PostgreSQL computes it (float4), never fewer.
+count at once; only the names that share enough of them to reach the threshold are then scored,
+with each name's trigram count giving its exact similarity. The result is the set of names whose
+``similarity(name, probe) >= threshold``, as PostgreSQL computes it (float4), never fewer.
 
 Names are only ever added (a name whose claims are gone finds no claim, which costs a lookup,
 never a wrong answer). Pure: no I/O; ``services.conflict.name_index`` keeps these in step with
@@ -16,6 +16,7 @@ the database.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -90,9 +91,14 @@ class NameSearch:
         lists = [p.view() for gram in grams if (p := self._postings.get(gram)) is not None]
         if not lists:
             return []
-        shared = np.bincount(np.concatenate(lists), minlength=len(self.names))
-        union = np.float32(len(grams)) + self._grams.view() - shared
+        counts = np.bincount(np.concatenate(lists), minlength=len(self.names))
+        # s shared of a name's g trigrams give s / (n + g - s) <= s / n: a name reaches the threshold
+        # only if it shares at least threshold * n of the probe's n (less a float4 rounding's margin).
+        # Only those are scored, not every name of the country.
+        need = max(1, math.ceil(threshold * len(grams) * (1 - 1e-6)))
+        numbers = np.flatnonzero(counts >= need)
+        shared = counts[numbers]
+        union = np.float32(len(grams)) + self._grams.view()[numbers] - shared
         # as PostgreSQL: the ratio in float4, compared with the threshold in float8
         score = (shared.astype(np.float32) / union.astype(np.float32)).astype(np.float64)
-        hits = np.flatnonzero((score >= threshold) & (shared > 0))
-        return [self.names[i] for i in hits]
+        return [self.names[i] for i in numbers[score >= threshold]]

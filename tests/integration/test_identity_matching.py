@@ -145,6 +145,9 @@ async def test_the_candidate_query_uses_the_indexes(server_dsn):
     assert not [s for s in scans if s[0] == "Seq Scan" and s[1] != "pg_database"], scans
     used = {n.get("Index Name") for n in nodes if n.get("Index Name")}
     assert {"claims_domain", "claims_duns", "claims_tax_id", "claims_program_name"} <= used, scans
+    # planned once per session (migration 0012): a generic plan, its conditions on parameters
+    domain_reads = [n for n in nodes if n.get("Index Name") == "claims_domain"]
+    assert all("$4" in n["Index Cond"] for n in domain_reads), domain_reads
     # similar names are searched in memory: the database is asked only for names that arrived since
     arrivals = [n for n in nodes if n.get("Index Name") == "claim_name_keys_arrival"]
     assert len(arrivals) == 1 and "seq >" in arrivals[0]["Index Cond"], scans

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from services.conflict.domain.identity import normalize_name, trigram_similarity
@@ -62,3 +63,13 @@ def test_names_without_trigrams_match_nothing():
     assert search.similar("", 0.1) == []
     assert search.similar("acme", 0.0) == ["acme"]
     assert NameSearch().similar("acme", 0.5) == []
+
+
+def test_a_name_whose_float4_score_rounds_up_to_the_threshold_is_found():
+    """3 of 7 trigrams: 3/7 rounds up in float4, so a threshold of float4(3/7) is reached although
+    3 < threshold * 7; the count of shared trigrams a name needs leaves room for that rounding."""
+    threshold = float(np.float32(3 / 7))
+    assert 3 < threshold * 7 and trigram_similarity("ab", "ab cde") == threshold
+    search = NameSearch()
+    search.add(["ab", "cde"])
+    assert search.similar("ab cde", threshold) == ["ab", "cde"]
