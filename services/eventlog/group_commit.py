@@ -81,8 +81,12 @@ class GroupAppender:
                 await self._write(conn, batch)
         except BaseException as e:  # the connection itself failed: every append left unanswered fails
             for _, future in batch:
-                if not future.done():
+                if future.done():
+                    continue
+                if isinstance(e, Exception):
                     future.set_exception(e)
+                else:  # cancelled (the service stopping): so are its callers
+                    future.cancel()
             if not isinstance(e, Exception):
                 raise
         finally:
