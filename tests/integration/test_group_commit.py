@@ -13,6 +13,7 @@ from services.eventlog.events import NO_STREAM, ConcurrencyError, NewEvent
 from services.eventlog.group_commit import GroupAppender
 from services.eventlog.store import EventStore
 from tests.conftest import unique_id
+from tests.integration.scratch_database import scratch_database
 
 pytestmark = pytest.mark.integration
 
@@ -31,9 +32,10 @@ async def written(conn: asyncpg.Connection, streams: list[str]) -> int:
     return await conn.fetchval("SELECT count(*) FROM registration.events WHERE stream_id = ANY($1)", streams)
 
 
-async def test_appends_run_together_commit_together_with_their_outbox_rows(pool):
+async def test_appends_run_together_commit_together_with_their_outbox_rows(server_dsn):
     streams = [unique_id("gc") for _ in range(5)]
-    async with pool.acquire() as conn:
+    # a database of its own: no relay of the session's services publishes (and deletes) the rows
+    async with scratch_database(server_dsn) as pool, pool.acquire() as conn:
         await store.append(conn, streams[0], NO_STREAM, [ev(0)], program_id="p")
         prepared = [
             store.prepare(s, NO_STREAM, [ev(i), ev(i + 10)], program_id="p", also=("{0}::int", [i]))
