@@ -46,7 +46,7 @@ def workers(rt: Runtime) -> dict[str, Worker]:
             schema="conflict",
             durable=intake.CONSUMER,
             stream=JETSTREAM_STREAMS["registration"],
-            filter_subject=intake.FILTER_SUBJECT,
+            filter_subject=intake.FILTER_SUBJECTS,
             handle=intake.handle,
             exclusive=True,
             partition=lambda ce: ce.program_id,

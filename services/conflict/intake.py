@@ -7,6 +7,7 @@ import msgspec
 
 from contracts.envelope import CloudEvent, encode
 from contracts.registration_events import (
+    REGISTRATION_EVENTS,
     ExtensionRequested,
     OutcomeReported,
     RegistrationAmended,
@@ -29,9 +30,6 @@ class ClaimNotYetKnown(Exception):
     """A fact about a registration whose submission has not been applied yet: retried later."""
 
 
-FILTER_SUBJECT = "dealreg.registration.>"
-
-
 _DECIDED_ON = (
     RegistrationSubmitted,
     RegistrationAmended,
@@ -40,6 +38,11 @@ _DECIDED_ON = (
     ExtensionRequested,
     RegistrationAppealed,
 )
+# only the facts decided on are delivered: not the directory's, nor the statuses the registration
+# service records back (one for every decision), which would double the messages to apply
+FILTER_SUBJECTS = [
+    f"dealreg.registration.*.{name}" for name, kind in REGISTRATION_EVENTS.items() if kind in _DECIDED_ON
+]
 
 
 def _meta(ce: CloudEvent, actor: str = "rules") -> Metadata:
@@ -49,7 +52,8 @@ def _meta(ce: CloudEvent, actor: str = "rules") -> Metadata:
 async def handle(conn: asyncpg.Connection, ce: CloudEvent, e: msgspec.Struct) -> None:
     """Apply one registration fact (inside the consumer's transaction)."""
     if not isinstance(e, _DECIDED_ON):
-        return  # directory facts and recorded statuses need nothing here
+        return  # directory facts and recorded statuses need nothing here (a durable made before
+        # FILTER_SUBJECTS still delivers them)
     await lock_program(conn, e.program_id)
     match e:
         case RegistrationSubmitted():

@@ -44,7 +44,7 @@ class EventConsumer:
         schema: str,
         durable: str,
         stream: str,
-        filter_subject: str,
+        filter_subject: str | list[str],
         handle: Handler,
         batch_size: int = 100,
         max_deliver: int = 8,
@@ -52,7 +52,8 @@ class EventConsumer:
         exclusive: bool = False,
         partition: Callable[[CloudEvent], str] | None = None,
     ) -> None:
-        """`exclusive`: one replica at a time consumes (the others stand by), so events are applied in
+        """`filter_subject`: the subjects it is given, one or several (JetStream filters them, so
+        what the handler would ignore is never delivered). `exclusive`: one replica at a time consumes (the others stand by), so events are applied in
         the stream's order. `partition`: within a fetched batch, events of different partitions (say,
         programs) are applied concurrently, each partition in order in its own transaction."""
         self.nc = nc
@@ -80,8 +81,9 @@ class EventConsumer:
         )
 
     async def subscribe(self):
+        several = isinstance(self.filter_subject, list)
         return await self.js.pull_subscribe(
-            self.filter_subject,
+            "" if several else self.filter_subject,
             durable=self.durable,
             stream=self.stream,
             config=ConsumerConfig(
@@ -90,6 +92,7 @@ class EventConsumer:
                 ack_wait=self.ack_wait,
                 max_deliver=self.max_deliver + 1,
                 max_ack_pending=10_000,
+                filter_subjects=self.filter_subject if several else None,
             ),
         )
 

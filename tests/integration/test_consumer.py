@@ -266,3 +266,23 @@ async def test_poison_and_exhausted_retries_are_dead_lettered(subject, nc):
     reasons = sorted(m.msg.headers["Dealreg-Reason"] for m in received)
     assert reasons[0].startswith("failed 2 times") and reasons[1].startswith("poison: never applicable")
     assert [level for _, level in await subject.effects()] == [3]
+
+
+async def test_several_subjects_are_filtered_by_jetstream(subject):
+    """Given several subjects, the consumer is delivered those only: what else the stream holds
+    never reaches it (the conflict intake is not sent the statuses it would ignore)."""
+    escalated, elsewhere = subject.event(1), subject.event(2)
+    await subject.publish(escalated)
+    await subject.nc.jetstream().publish(
+        subject_for("conflict", subject.program, "conflict.sla_breached"),
+        elsewhere,
+        headers={"Nats-Msg-Id": str(uuid.uuid4())},
+    )
+    await subject.publish(subject.event(3))
+    consumer = subject.consumer()
+    consumer.filter_subject = [subject.subject, subject_for("conflict", subject.program, "conflict.decided")]
+    async with running(consumer):
+        await wait_until(lambda: _count(subject, 2), what="two effects")
+    assert [level for _, level in await subject.effects()] == [1, 3]
+    info = await subject.nc.jetstream().consumer_info(STREAM, subject.durable)
+    assert info.num_pending == 0 and info.config.filter_subjects == consumer.filter_subject
