@@ -53,9 +53,10 @@ class EventConsumer:
         partition: Callable[[CloudEvent], str] | None = None,
     ) -> None:
         """`filter_subject`: the subjects it is given, one or several (JetStream filters them, so
-        what the handler would ignore is never delivered). `exclusive`: one replica at a time consumes (the others stand by), so events are applied in
-        the stream's order. `partition`: within a fetched batch, events of different partitions (say,
-        programs) are applied concurrently, each partition in order in its own transaction."""
+        what the handler would ignore is never delivered). `exclusive`: one replica at a time
+        consumes (the others stand by), so events are applied in the stream's order. `partition`:
+        within a fetched batch, events of different partitions (say, programs) are applied
+        concurrently, each partition in order in its own transaction."""
         self.nc = nc
         self.js = nc.jetstream()
         self.pool = pool
