@@ -48,6 +48,7 @@ def workers(rt: Runtime) -> dict[str, Worker]:
             stream=JETSTREAM_STREAMS["registration"],
             filter_subject=intake.FILTER_SUBJECTS,
             handle=intake.handle,
+            handle_batch=intake.handle_batch,
             exclusive=True,
             partition=lambda ce: ce.program_id,
         ),

@@ -54,36 +54,36 @@ def to_claim(r: asyncpg.Record) -> Claim:
     )
 
 
+_INSERT = """
+    INSERT INTO conflict.claims (claim_id, kind, program_id, partner_id, tier, deal_type, name_key, country,
+        domain, duns, tax_id, products, amount, currency, submitted_at, status, customer)
+    VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17::jsonb)
+    ON CONFLICT (claim_id) DO UPDATE SET claim_id = excluded.claim_id
+    RETURNING seq
+"""
+
+
+def _insert_args(c: Claim, customer_json: str) -> tuple:
+    i = c.identity
+    return (
+        c.claim_id, c.kind, c.program_id, c.partner_id, c.tier, c.deal_type, i.name_key, i.country, i.domain,
+        i.duns, i.tax_id, list(c.products), c.amount, c.currency, c.submitted_at, c.status, customer_json,
+    )  # fmt: skip
+
+
 async def insert(conn: asyncpg.Connection, c: Claim, customer_json: str = "{}") -> Claim:
     """Record a new claim (idempotent on its id); returns it with its arrival sequence."""
-    seq = await conn.fetchval(
-        """
-        INSERT INTO conflict.claims (claim_id, kind, program_id, partner_id, tier, deal_type, name_key, country,
-            domain, duns, tax_id, products, amount, currency, submitted_at, status, customer)
-        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17::jsonb)
-        ON CONFLICT (claim_id) DO UPDATE SET claim_id = excluded.claim_id
-        RETURNING seq
-        """,
-        c.claim_id,
-        c.kind,
-        c.program_id,
-        c.partner_id,
-        c.tier,
-        c.deal_type,
-        c.identity.name_key,
-        c.identity.country,
-        c.identity.domain,
-        c.identity.duns,
-        c.identity.tax_id,
-        list(c.products),
-        c.amount,
-        c.currency,
-        c.submitted_at,
-        c.status,
-        customer_json,
-    )
+    seq = await conn.fetchval(_INSERT, *_insert_args(c, customer_json))
     name_index.added(c.program_id, c.identity.country, c.identity.name_key)
     return _with_seq(c, seq)
+
+
+async def insert_many(conn: asyncpg.Connection, claims: list[Claim], customers_json: list[str]) -> list[Claim]:
+    """`insert` of each claim in order, pipelined in one round trip (their sequence numbers in order)."""
+    rows = await conn.fetchmany(_INSERT, [_insert_args(c, j) for c, j in zip(claims, customers_json, strict=True)])
+    for c in claims:
+        name_index.added(c.program_id, c.identity.country, c.identity.name_key)
+    return [_with_seq(c, r[0]) for c, r in zip(claims, rows, strict=True)]
 
 
 def _with_seq(c: Claim, seq: int) -> Claim:
@@ -121,19 +121,13 @@ async def load_many(conn: asyncpg.Connection, claim_ids: Iterable[str]) -> list[
     return [to_claim(r) for r in rows]
 
 
-async def candidates(
-    conn: asyncpg.Connection,
-    c: Claim,
-    policy: Policy,
-    statuses: list[str],
-    sharing_products: Iterable[str] | None = None,
-) -> list[Claim]:
-    """Claims in the program that the indexes say may name the same customer, in `statuses` (and,
-    given `sharing_products`, holding at least one of them)."""
+async def _candidate_args(
+    conn: asyncpg.Connection, c: Claim, policy: Policy, statuses: list[str], sharing: Iterable[str] | None
+) -> list:
     names = await name_index.similar_names(
         conn, c.program_id, c.identity.country, c.identity.name_key, policy.match.name_similarity
     )
-    args = [
+    return [
         c.program_id,
         c.claim_id,
         statuses,
@@ -143,10 +137,38 @@ async def candidates(
         c.identity.country,
         names,
         # a claim on none of these products is never a rival: neither fetched nor confirmed
-        list(sharing_products) if sharing_products is not None else None,
+        list(sharing) if sharing is not None else None,
     ]
-    rows = await conn.fetch(f"SELECT {_COLUMNS} FROM {name_index.CANDIDATES} ORDER BY seq", *args)
+
+
+_CANDIDATES = f"SELECT {_COLUMNS} FROM {name_index.CANDIDATES} ORDER BY seq"
+# the same, each row naming which of the pipelined probes ($10) it answers
+_PROBED_CANDIDATES = f"SELECT $10::int AS probe, {_COLUMNS} FROM {name_index.CANDIDATES} ORDER BY seq"
+
+
+async def candidates(
+    conn: asyncpg.Connection,
+    c: Claim,
+    policy: Policy,
+    statuses: list[str],
+    sharing_products: Iterable[str] | None = None,
+) -> list[Claim]:
+    """Claims in the program that the indexes say may name the same customer, in `statuses` (and,
+    given `sharing_products`, holding at least one of them)."""
+    rows = await conn.fetch(_CANDIDATES, *await _candidate_args(conn, c, policy, statuses, sharing_products))
     return [to_claim(r) for r in rows]
+
+
+async def rival_candidates_many(conn: asyncpg.Connection, claims: list[Claim], policy: Policy) -> list[list[Claim]]:
+    """The candidates `rivals` confirms, for each of `claims`, in one round trip."""
+    args = [
+        [*await _candidate_args(conn, c, policy, RIVAL_STATUSES, _overlap_required(c, policy)), i]
+        for i, c in enumerate(claims)
+    ]
+    found: list[list[Claim]] = [[] for _ in claims]
+    for r in await conn.fetchmany(_PROBED_CANDIDATES, args):
+        found[r[0]].append(to_claim(r))
+    return found
 
 
 def _overlap_required(c: Claim, policy: Policy) -> tuple[str, ...] | None:
@@ -155,9 +177,14 @@ def _overlap_required(c: Claim, policy: Policy) -> tuple[str, ...] | None:
 
 async def rivals(conn: asyncpg.Connection, c: Claim, policy: Policy, exclude: Iterable[str] = ()) -> list[Rival]:
     """Live claims that collide with `c` (confirmed by the pure collision rules)."""
-    skip = set(exclude)
+    found = await candidates(conn, c, policy, RIVAL_STATUSES, _overlap_required(c, policy))
+    return confirmed_rivals(c, found, policy, set(exclude))
+
+
+def confirmed_rivals(c: Claim, found: Iterable[Claim], policy: Policy, skip: set[str]) -> list[Rival]:
+    """The candidates `found` for `c` that the pure collision rules confirm (those in `skip` left out)."""
     out = []
-    for other in await candidates(conn, c, policy, RIVAL_STATUSES, _overlap_required(c, policy)):
+    for other in found:
         if other.claim_id in skip:
             continue
         evidence = collision(c, other, policy.match.name_similarity, policy.match.require_product_overlap)

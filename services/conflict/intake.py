@@ -21,6 +21,8 @@ from services.conflict.domain import ownership
 from services.conflict.domain.effects import status_event
 from services.conflict.domain.policy import tie_window
 from services.conflict.recorder import lock_program, record
+from services.conflict.submission_runs import decide_run
+from services.eventlog.consumer import Delivered
 from services.eventlog.events import Metadata
 
 CONSUMER = "conflict-intake"
@@ -70,6 +72,25 @@ async def handle(conn: asyncpg.Connection, ce: CloudEvent, e: msgspec.Struct) ->
             from services.conflict import appeals
 
             await appeals.appealed(conn, ce, e)
+
+
+async def handle_batch(conn: asyncpg.Connection, delivered: list[Delivered]) -> None:
+    """Apply a batch of one program's facts in order: each run of submissions decided together
+    (`submission_runs`), every other fact as `handle` does."""
+    run: list[Delivered] = []
+    for d in [*delivered, None]:
+        if d is not None and isinstance(d.data, RegistrationSubmitted):
+            run.append(d)
+            continue
+        if len(run) > 1:
+            await decide_run(conn, run, handle)
+        elif run:
+            with run[0].handling():
+                await handle(conn, run[0].ce, run[0].data)
+        run = []
+        if d is not None:
+            with d.handling():
+                await handle(conn, d.ce, d.data)
 
 
 async def _known(conn: asyncpg.Connection, registration_id: str):

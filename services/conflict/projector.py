@@ -37,7 +37,11 @@ async def apply(conn: asyncpg.Connection, name: str, e: msgspec.Struct) -> None:
 
 async def apply_all(conn: asyncpg.Connection, events: list[tuple[str, msgspec.Struct]]) -> None:
     """Apply one decision's events: in one statement when `projector_fused` knows the decision."""
-    changes = [change for name, e in events for change in changes_of(name, e)]
+    await apply_changes(conn, [change for name, e in events for change in changes_of(name, e)])
+
+
+async def apply_changes(conn: asyncpg.Connection, changes: list) -> None:
+    """Carry out one decision's projection changes (`changes_of` its events)."""
     if (statement := fused(changes)) is not None:
         await conn.execute(statement[0], *statement[1])
         return

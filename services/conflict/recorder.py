@@ -20,7 +20,8 @@ from services.conflict.domain.effects import Emit
 from services.conflict.observe import decided, decision_span
 from services.eventlog.db import transaction_local
 from services.eventlog.events import ANY_VERSION, Metadata, NewEvent
-from services.eventlog.store import EventStore
+from services.eventlog.store import EventStore, PreparedAppend
+from services.telemetry import span
 
 STORE = EventStore("conflict")
 _NS = uuid.UUID("c6f1d7a4-51a3-4f0e-8f53-3e2f4a9d7b21")
@@ -50,10 +51,8 @@ async def record(
     decided(emits)
 
 
-async def _record(
-    conn: asyncpg.Connection, emits: list[Emit], *, cause_id: str, now: dt.datetime, meta: Metadata, program_id: str
-) -> None:
-    new = [
+def _new_events(emits: list[Emit], cause_id: str, now: dt.datetime) -> list[tuple[str, NewEvent]]:
+    return [
         (
             e.stream,
             NewEvent(
@@ -66,7 +65,25 @@ async def _record(
         )
         for i, e in enumerate(emits)
     ]
-    for stream, items in groupby(new, key=lambda pair: pair[0]):
+
+
+async def _record(
+    conn: asyncpg.Connection, emits: list[Emit], *, cause_id: str, now: dt.datetime, meta: Metadata, program_id: str
+) -> None:
+    for stream, items in groupby(_new_events(emits, cause_id, now), key=lambda pair: pair[0]):
         # streams are only written under the program's lock, so their order is already serial
         await STORE.append(conn, stream, ANY_VERSION, [n for _, n in items], program_id=program_id, metadata=meta)
     await projector.apply_all(conn, [(e.name, e.event) for e in emits])
+
+
+def prepared_appends(
+    emits: list[Emit], *, cause_id: str, now: dt.datetime, meta: Metadata, program_id: str
+) -> list[PreparedAppend]:
+    """The appends `record` makes for `emits`, prepared to run later (`EventStore.append_pipelined`),
+    each in an `eventlog.append` span of its own as `record`'s are."""
+    out = []
+    for stream, items in groupby(_new_events(emits, cause_id, now), key=lambda pair: pair[0]):
+        events = [n for _, n in items]
+        with span("eventlog.append", schema=STORE.schema, stream=stream, count=len(events)):
+            out.append(STORE.prepare(stream, ANY_VERSION, events, program_id=program_id, metadata=meta))
+    return out

@@ -14,6 +14,8 @@ import contextlib
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
 import asyncpg
 import msgspec
@@ -29,6 +31,23 @@ from services.eventlog.observe import handling
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[asyncpg.Connection, CloudEvent, msgspec.Struct], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A message of a batch, decoded, and the context its handling runs in."""
+
+    durable: str
+    msg: Msg
+    ce: CloudEvent
+    data: msgspec.Struct
+
+    def handling(self) -> AbstractContextManager[None]:
+        """The message's `consume` span and log context (see `observe.handling`)."""
+        return handling(self.durable, self.msg, self.ce)
+
+
+BatchHandler = Callable[[asyncpg.Connection, list[Delivered]], Awaitable[None]]
 
 
 class PoisonMessage(Exception):
@@ -51,12 +70,15 @@ class EventConsumer:
         ack_wait: float = 30.0,
         exclusive: bool = False,
         partition: Callable[[CloudEvent], str] | None = None,
+        handle_batch: BatchHandler | None = None,
     ) -> None:
         """`filter_subject`: the subjects it is given, one or several (JetStream filters them, so
         what the handler would ignore is never delivered). `exclusive`: one replica at a time
         consumes (the others stand by), so events are applied in the stream's order. `partition`:
         within a fetched batch, events of different partitions (say, programs) are applied
-        concurrently, each partition in order in its own transaction."""
+        concurrently, each partition in order in its own transaction. `handle_batch`: applies the
+        new messages of such a transaction together, in order, in place of `handle` one by one
+        (if it fails, each message is applied alone with `handle`)."""
         self.nc = nc
         self.js = nc.jetstream()
         self.pool = pool
@@ -69,6 +91,7 @@ class EventConsumer:
         self.ack_wait = ack_wait
         self.exclusive = exclusive
         self.partition = partition
+        self.handle_batch = handle_batch
         self.lock_key = zlib.crc32(f"dealreg-consumer-{durable}".encode())
         self.applied = 0
         self.dead_lettered = 0
@@ -177,22 +200,27 @@ class EventConsumer:
         if len(decoded) == 1:
             await self._apply_one(*decoded[0])
             return
-        applied = 0
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 # the whole batch marked processed in one statement: what was already is skipped
                 marked = await conn.fetch(self._sql_mark_many, self.durable, [ce.id for _, ce, _ in decoded])
                 fresh = {r[0] for r in marked}
+                new = []
                 for msg, ce, data in decoded:
                     if (key := str(uuid.UUID(ce.id))) in fresh:
                         fresh.discard(key)  # twice in one batch: applied once
-                        await self._handle(conn, msg, ce, data)
-                        applied += 1
-        except Exception:
+                        new.append(Delivered(self.durable, msg, ce, data))
+                if self.handle_batch is not None and len(new) > 1:
+                    await self.handle_batch(conn, new)
+                else:
+                    for d in new:
+                        await self._handle(conn, d.msg, d.ce, d.data)
+        except Exception as e:
+            log.debug("consumer.batch_one_by_one", consumer=self.durable, count=len(decoded), error=repr(e))
             for msg, ce, data in decoded:
                 await self._apply_one(msg, ce, data)
             return
-        self.applied += applied
+        self.applied += len(new)
         for msg, _, _ in decoded:
             await msg.ack()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from itertools import groupby
 
 import asyncpg
 
@@ -240,6 +241,26 @@ class EventStore:
             if version is not None:
                 events_appended(self.schema, a.program_id, a.event_types)
         await self._wake_relay(conn)
+        return versions
+
+    async def append_pipelined(self, conn: asyncpg.Connection, appends: Sequence[PreparedAppend]) -> list[int]:
+        """Run prepared appends in order inside the caller's transaction, each run of one statement
+        pipelined (one round trip): the same appends as `append_prepared` one after the other, with
+        the same answers (a retry's version, ConcurrencyError, DuplicateEventError)."""
+        if not conn.is_in_transaction():
+            raise RuntimeError("append_pipelined runs inside the caller's transaction")
+        versions: list[int] = []
+        for statement, run in groupby(appends, key=lambda a: a.statement):
+            batch = list(run)
+            rows = await conn.fetchmany(statement, [a.args for a in batch])
+            for a, row in zip(batch, rows, strict=True):
+                if row[0] is None:
+                    versions.append(await self._unmoved(conn, a))
+                    continue
+                events_appended(self.schema, a.program_id, a.event_types)
+                versions.append(row[0])
+        if appends:
+            conn.after_commit(self.notify_channel, self._wake_relay)
         return versions
 
     async def _unmoved(self, conn: asyncpg.Connection, prepared: PreparedAppend) -> int:

@@ -286,3 +286,32 @@ async def test_several_subjects_are_filtered_by_jetstream(subject):
     assert [level for _, level in await subject.effects()] == [1, 3]
     info = await subject.nc.jetstream().consumer_info(STREAM, subject.durable)
     assert info.num_pending == 0 and info.config.filter_subjects == consumer.filter_subject
+
+
+async def test_a_batch_handler_applies_a_fetched_batch_together_or_else_one_by_one(subject):
+    """`handle_batch` gets the new messages of a batch together, in order, within the consumer's
+    transaction; when it fails, nothing of it stays and each message is applied alone by `handle`."""
+    batches: list[list[int]] = []
+
+    async def together(conn, delivered) -> None:
+        batches.append([d.data.level for d in delivered])
+        for d in delivered:
+            with d.handling():
+                await conn.execute(
+                    "INSERT INTO public.consumer_test_effects (consumer, event_id, level) VALUES ($1, $2, $3)",
+                    subject.durable, d.ce.id, d.data.level,
+                )  # fmt: skip
+        if any(d.data.level == 13 for d in delivered):
+            raise RuntimeError("this batch cannot be applied together")
+
+    for level in (10, 11, 12):
+        await subject.publish(subject.event(level))
+    async with running(subject.consumer(handle_batch=together)) as first:
+        await wait_until(lambda: _count(subject, 3), what="three effects")
+    assert batches == [[10, 11, 12]] and first.applied == 3  # given together, in order
+    for level in (13, 14, 15):
+        await subject.publish(subject.event(level))
+    async with running(subject.consumer(handle_batch=together)) as second:
+        await wait_until(lambda: _count(subject, 6), what="six effects")
+    assert batches[1] == [13, 14, 15] and second.applied == 3  # refused together, then one by one
+    assert [level for _, level in await subject.effects()] == list(range(10, 16))

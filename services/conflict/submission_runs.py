@@ -1,0 +1,186 @@
+"""A run of one program's submissions, decided as one by one but in a few round trips.
+
+One by one, each submission costs four round trips under the program's lock: insert its claim,
+fetch its candidates, append its decision, update the projections. A run of n submissions here
+costs four in all: the claims are inserted together, every candidate query is sent in one pipeline,
+the decisions are taken in memory in log order, and their appends and projection updates are sent
+in one pipeline each.
+
+The decisions are the ones `intake.handle` would take for the same facts in the same order, so
+they do not depend on how the facts were fetched in batches:
+
+- The candidates are fetched after the run's claims are inserted, so the names index and the
+  candidate query see every claim that exists when any of them is decided. A claim later in the
+  run is dropped from the candidates of the ones before it, which one by one it would not yet be.
+- A decision changes claims (the one decided and its rivals); the changes are applied to the
+  claims held in memory, and a later decision reads those, not the rows fetched before. The query
+  filters on status: a claim it left out because of its status could only be missed if a decision
+  in the run gave it a rival's status; a decision only changes claims it read (all fetched as
+  candidates, so known here), and one that would change another stops the run (NotBatchable).
+- Closed deals (incumbency) are read as one by one: no submission's decision closes a deal.
+
+Policies with a tie window pool submissions in the database, so their runs go one by one. A run
+stopped for any reason is rolled back and the consumer applies its facts one at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+import asyncpg
+
+from contracts.envelope import CloudEvent, encode
+from contracts.registration_events import RegistrationSubmitted
+from services.conflict import claims_repo, policy_store, projector
+from services.conflict.deciding import submitted_claim
+from services.conflict.domain.claims import Claim, Situation
+from services.conflict.domain.effects import effects_of
+from services.conflict.domain.policy import tie_window
+from services.conflict.domain.rules import judge
+from services.conflict.observe import decided, decision_span
+from services.conflict.projection_changes import (
+    AppealCounted,
+    ClaimsJoined,
+    ClaimStatusSet,
+    DecisionLevelRecorded,
+    ProtectionExtended,
+    ProtectionGranted,
+    StatusDecided,
+    changes_of,
+)
+from services.conflict.projector_fused import fused
+from services.conflict.recorder import STORE, lock_program, prepared_appends
+from services.eventlog.consumer import Delivered
+from services.eventlog.events import Metadata
+
+
+class NotBatchable(Exception):
+    """A decision in the run reaches beyond what the run read: decide its facts one by one."""
+
+
+OneByOne = Callable[[asyncpg.Connection, CloudEvent, Any], Awaitable[None]]
+
+
+async def decide_run(conn: asyncpg.Connection, run: list[Delivered], one_by_one: OneByOne) -> None:
+    """Decide `run`, submissions to one program in log order (inside the consumer's transaction)."""
+    facts: list[RegistrationSubmitted] = [d.data for d in run]
+    program_id = facts[0].program_id
+    await lock_program(conn, program_id)
+    policy, version = await policy_store.in_force(conn, program_id)
+    ids = {e.registration_id for e in facts}
+    if tie_window(policy) or len(ids) < len(facts) or any(e.program_id != program_id for e in facts):
+        for d in run:
+            with d.handling():
+                await one_by_one(conn, d.ce, d.data)
+        return
+    claims = await claims_repo.insert_many(
+        conn, [submitted_claim(e, policy) for e in facts], [encode(e.customer).decode() for e in facts]
+    )
+    found = await claims_repo.rival_candidates_many(conn, claims, policy)
+    known: dict[str, Claim] = {c.claim_id: c for candidates in found for c in candidates}
+    known.update((c.claim_id, c) for c in claims)
+    incumbency = "incumbent_on_renewal" in policy.rules
+    later = set(ids)
+    writes = _Writes()
+    for d, e, claim, candidates in zip(run, facts, claims, found, strict=True):
+        later.discard(claim.claim_id)
+        with d.handling():
+            current = [known[c.claim_id] for c in candidates if c.claim_id not in later]
+            live = [c for c in current if c.status in claims_repo.RIVAL_STATUSES]
+            rivals = claims_repo.confirmed_rivals(claim, live, policy, {claim.claim_id})
+            history = ()
+            if incumbency and any(c.deal_type == "renewal" for c in (claim, *(r.claim for r in rivals))):
+                history = tuple(await claims_repo.history(conn, claim, policy))
+            judgement = judge(Situation((claim,), tuple(rivals), history), policy, e.submitted_at)
+            emits = effects_of(judgement, policy, version, e.submitted_at, d.ce.id)
+            if not emits:
+                continue
+            meta = Metadata(
+                correlation_id=d.ce.subject, causation_id=d.ce.id, actor="rules", traceparent=d.ce.traceparent
+            )
+            with decision_span(program_id, d.ce.id, emits):
+                writes.appends += prepared_appends(
+                    emits, cause_id=d.ce.id, now=e.submitted_at, meta=meta, program_id=program_id
+                )
+                changes = [change for x in emits for change in changes_of(x.name, x.event)]
+                _apply_to(known, changes)
+                await writes.project(conn, changes)
+            decided(emits)
+    await writes.flush(conn)
+
+
+class _Writes:
+    """The run's appends and projection updates, sent when the run is decided."""
+
+    def __init__(self) -> None:
+        self.appends: list = []
+        self.statements: list[tuple[str, tuple]] = []
+        self.claims: list[str] = []
+
+    async def project(self, conn: asyncpg.Connection, changes: list) -> None:
+        if (statement := fused(changes)) is not None:
+            self.statements.append(statement)
+            self.claims.append(statement[1][0])  # a fused statement changes one claim's rows
+            return
+        await self._send_projections(conn)  # in order with those before it
+        await projector.apply_changes(conn, changes)
+
+    async def flush(self, conn: asyncpg.Connection) -> None:
+        await self._send_projections(conn)
+        await STORE.append_pipelined(conn, self.appends)
+        self.appends = []
+
+    async def _send_projections(self, conn: asyncpg.Connection) -> None:
+        if not self.statements:
+            return
+        if len(set(self.claims)) == len(self.claims):
+            # each changes rows of its own claim: in any order, so one pipeline per statement
+            by_statement: dict[str, list[tuple]] = {}
+            for sql, args in self.statements:
+                by_statement.setdefault(sql, []).append(args)
+            for sql, many in by_statement.items():
+                await conn.executemany(sql, many)
+        else:
+            for sql, args in self.statements:
+                await conn.execute(sql, *args)
+        self.statements, self.claims = [], []
+
+
+def _apply_to(known: dict[str, Claim], changes: list) -> None:
+    """What the projector's statements do to the claims, done to the claims held in memory."""
+    for c in changes:
+        match c:
+            case StatusDecided():
+                claim = _known(known, c.claim_id)
+                known[c.claim_id] = replace(
+                    claim,
+                    status=c.status,
+                    protected_until=c.protected_until,
+                    attribution_percent=c.attribution_percent,
+                    conflict_id=c.conflict_id if c.conflict_id is not None else claim.conflict_id,
+                    decided_at=c.decided_at,
+                    policy_version=c.policy_version,
+                    decided_by=c.decided_by if c.decided_by is not None else claim.decided_by,
+                )
+            case ProtectionGranted():
+                known[c.claim_id] = replace(
+                    _known(known, c.claim_id), approved_at=c.approved_at, protected_until=c.protected_until
+                )
+            case ClaimStatusSet():
+                known[c.claim_id] = replace(_known(known, c.claim_id), status=c.status)
+            case ClaimsJoined():
+                for claim_id in c.claim_ids:
+                    known[claim_id] = replace(_known(known, claim_id), conflict_id=c.conflict_id)
+            case ProtectionExtended():
+                claim = _known(known, c.claim_id)
+                known[c.claim_id] = replace(claim, protected_until=c.protected_until, extensions=claim.extensions + 1)
+            case AppealCounted() | DecisionLevelRecorded():
+                raise NotBatchable(type(c).__name__)  # never a submission's; not followed here
+
+
+def _known(known: dict[str, Claim], claim_id: str) -> Claim:
+    if (claim := known.get(claim_id)) is None:
+        raise NotBatchable(f"a decision changes claim {claim_id}, which the run did not read")
+    return claim

@@ -1,0 +1,238 @@
+"""Runs of submissions decided together decide exactly as one by one.
+
+The same history of facts (colliding submissions of every tier and deal type, withdrawals, won
+deals, a direct deal) is applied to two databases: one fact per transaction with `intake.handle`,
+and in batches of random sizes with `intake.handle_batch`, as the consumer does (a batch that fails
+is applied again one by one). The conflict log, the claims, the conflicts and the timers must come
+out the same, for several policies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import uuid
+
+import asyncpg
+import msgspec
+import pytest
+from nats.aio.msg import Msg
+
+from contracts.common import Customer, Money
+from contracts.envelope import encode, envelope
+from contracts.registration_events import OutcomeReported, RegistrationSubmitted, RegistrationWithdrawn
+from services.conflict import direct_deals, intake, policy_store, submission_runs
+from services.conflict.domain.policy import DEFAULT_POLICY, MatchSettings, Review
+from services.conflict.recorder import lock_program, record
+from services.eventlog.consumer import Delivered
+from services.eventlog.events import Metadata
+from tests.conftest import unique_id
+from tests.integration.scratch_database import scratch_database
+
+pytestmark = pytest.mark.integration
+
+T0 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+CUSTOMERS = [
+    ("US", "northwind.com", ("Northwind Traders", "NORTHWIND TRADERS INC", "Northwind Trader", "northwind traders")),
+    ("DE", "fabrikam.de", ("Fabrikam GmbH", "FABRIKAM", "Fabrikam AG", "Fabrikam Gmbh & Co. KG")),
+    ("US", None, ("Adventure Works", "Adventure Works Cycles", "ADVENTURE WORKS", "Adventure-Works")),
+    ("FR", "contoso.fr", ("Contoso SA", "Contoso", "CONTOSO S.A.", "Contoso Groupe")),
+    ("US", None, ("Tailspin Toys", "Tailspin Toy", "TAILSPIN")),
+    ("GB", "litware.co.uk", ("Litware Ltd", "Litware", "LITWARE LIMITED")),
+]
+TIERS = ("platinum", "gold", "silver", "registered")
+PRODUCTS = (["firewall"], ["firewall", "siem"], ["vpn"], ["support"])
+
+POLICIES = {
+    "default": DEFAULT_POLICY,
+    "tier_first_any_product": msgspec.structs.replace(
+        DEFAULT_POLICY,
+        rules=["tier_precedence", "active_protection", "first_to_register"],
+        match=MatchSettings(name_similarity=0.5, require_product_overlap=False),
+    ),
+    "reviewed": msgspec.structs.replace(
+        DEFAULT_POLICY,
+        review=Review(enabled=True, sla_hours=24, on_breach="reject", auto_approve_tiers=["platinum"]),
+    ),
+    "disputed": msgspec.structs.replace(
+        DEFAULT_POLICY,
+        rules=["first_to_register"],
+        review=Review(enabled=True, sla_hours=24, on_breach="approve"),
+    ),
+    "tie_window": msgspec.structs.replace(DEFAULT_POLICY, tie_window_minutes=5),
+}
+
+
+def _ce(name: str, program: str, subject: str, at: dt.datetime, e: msgspec.Struct):
+    ce = envelope(
+        service="registration",
+        event_name=name,
+        event_id=str(uuid.uuid4()),
+        subject=subject,
+        time=at,
+        data=encode(e),
+        program_id=program,
+    )
+    return ce, e
+
+
+def history(program: str, seed: int) -> list:
+    """Submissions mostly, some of them withdrawn or won later; equal instants now and then."""
+    rng = random.Random(seed)
+    facts, submitted, at = [], [], T0
+    for n in range(160):
+        if rng.random() < 0.8:
+            at += dt.timedelta(seconds=rng.choice((0, 0, 1, 30, 600)))
+        if submitted and rng.random() < 0.1:
+            e = rng.choice(submitted)
+            submitted.remove(e)
+            if rng.random() < 0.5:
+                w = RegistrationWithdrawn(
+                    registration_id=e.registration_id,
+                    program_id=program,
+                    partner_id=e.partner_id,
+                    withdrawn_by=e.partner_id,
+                    withdrawn_at=at,
+                )
+                facts.append(_ce("registration.withdrawn", program, e.registration_id, at, w))
+            else:
+                o = OutcomeReported(
+                    registration_id=e.registration_id,
+                    program_id=program,
+                    partner_id=e.partner_id,
+                    reported_by=e.partner_id,
+                    result=rng.choice(("won", "lost")),
+                    closed_on=at.date(),
+                    reported_at=at,
+                )
+                facts.append(_ce("registration.outcome_reported", program, e.registration_id, at, o))
+            continue
+        country, domain, names = rng.choice(CUSTOMERS)
+        partner = rng.randrange(12)
+        e = RegistrationSubmitted(
+            registration_id=f"reg-{seed}-{n}",
+            program_id=program,
+            partner_id=f"partner-{partner}",
+            partner_tier=TIERS[partner % len(TIERS)],
+            partner_type="reseller",
+            submitted_by=f"partner-{partner}",
+            customer=Customer(name=rng.choice(names), country=country, domain=domain if rng.random() < 0.6 else None),
+            products=rng.choice(PRODUCTS),
+            deal_type=rng.choice(("new", "new", "renewal", "upsell")),
+            estimated_value=Money(amount=str(rng.choice((5000, 40000, 120000))), currency="USD"),
+            expected_close=dt.date(2027, 3, 31),
+            submitted_at=at,
+        )
+        submitted.append(e)
+        facts.append(_ce("registration.submitted", program, e.registration_id, at, e))
+    return facts
+
+
+async def prelude(conn: asyncpg.Connection, program: str, policy_name: str) -> None:
+    """A published policy and a direct deal, the same in both databases."""
+    async with conn.transaction():
+        await lock_program(conn, program)
+        if policy_name != "default":
+            emit = policy_store.publication(program, POLICIES[policy_name], 1, "admin", T0)
+            await record(conn, [emit], cause_id=f"policy:{program}:1", now=T0, meta=Metadata(), program_id=program)
+        await direct_deals.record_deal(
+            conn,
+            program_id=program,
+            customer=Customer(name="Contoso S.A.", country="FR", domain="contoso.fr"),
+            products=["firewall"],
+            owner="ae-1",
+            opened_on=T0.date(),
+            expected_close=None,
+            external_ref=None,
+            actor="ops",
+            now=T0,
+            meta=Metadata(actor="ops"),
+        )
+
+
+async def one_by_one(pool: asyncpg.Pool, facts: list) -> None:
+    for ce, e in facts:
+        async with pool.acquire() as conn, conn.transaction():
+            await intake.handle(conn, ce, e)
+
+
+async def in_batches(pool: asyncpg.Pool, facts: list, seed: int) -> dict[str, int]:
+    rng = random.Random(seed)
+    counts = {"batches": 0, "one_by_one": 0}
+    i = 0
+    while i < len(facts):
+        chunk = facts[i : i + rng.choice((2, 3, 5, 8, 13, 30, 60))]
+        i += len(chunk)
+        delivered = [
+            Delivered("test", Msg(None, subject=f"dealreg.registration.{ce.program_id}.x"), ce, e) for ce, e in chunk
+        ]
+        counts["batches"] += 1
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await intake.handle_batch(conn, delivered)
+        except submission_runs.NotBatchable:
+            counts["one_by_one"] += 1
+            await one_by_one(pool, chunk)
+    return counts
+
+
+async def state(conn: asyncpg.Connection) -> dict[str, list]:
+    """The tables compared; the direct deal's id (a random one) written as "deal"."""
+    deal = await conn.fetchval("SELECT claim_id FROM conflict.claims WHERE kind = 'direct_deal'")
+
+    def same(value):
+        return value.replace(deal, "deal") if isinstance(value, str) else value
+
+    return {table: [tuple(same(v) for v in row) for row in rows] for table, rows in (await _tables(conn)).items()}
+
+
+async def _tables(conn: asyncpg.Connection) -> dict[str, list]:
+    return {
+        "events": [
+            tuple(r)
+            for r in await conn.fetch(
+                "SELECT event_id, stream_id, stream_version, event_type, data::text, occurred_at, causation_id"
+                " FROM conflict.events WHERE stream_id NOT LIKE 'directdeal-%' ORDER BY global_position"
+            )
+        ],
+        "claims": [
+            tuple(r)
+            for r in await conn.fetch(
+                "SELECT claim_id, status, protected_until, approved_at, conflict_id, attribution_percent, decided_at,"
+                " decided_by, policy_version, name_key, products FROM conflict.claims ORDER BY seq"
+            )
+        ],
+        "conflicts": [tuple(r) for r in await conn.fetch("SELECT * FROM conflict.conflicts ORDER BY conflict_id")],
+        "timers": [
+            tuple(r)
+            for r in await conn.fetch(
+                "SELECT timer_id, kind, ref_id, due_at, payload::text FROM conflict.timers ORDER BY timer_id"
+            )
+        ],
+    }
+
+
+@pytest.mark.parametrize("policy_name", sorted(POLICIES))
+async def test_runs_decide_as_one_by_one(server_dsn, policy_name):
+    program = unique_id("runs")
+    facts = history(program, seed=len(policy_name))
+    results = []
+    for batched in (False, True):
+        async with scratch_database(server_dsn) as pool:
+            async with pool.acquire() as conn:
+                await prelude(conn, program, policy_name)
+            if batched:
+                counts = await in_batches(pool, facts, seed=3)
+            else:
+                await one_by_one(pool, facts)
+            async with pool.acquire() as conn:
+                results.append(await state(conn))
+    sequential, batched = results
+    for table in sequential:
+        assert batched[table] == sequential[table], table
+    # the history is rich enough to mean something: claims of many statuses, conflicts opened
+    statuses = {row[1] for row in sequential["claims"]}
+    assert len(statuses) >= 4, statuses
+    if policy_name == "disputed":  # claims awaiting review contend; equal instants open conflicts
+        assert sequential["conflicts"], "no conflict was opened"
+    assert counts["one_by_one"] < counts["batches"] / 2, counts
