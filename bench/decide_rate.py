@@ -3,7 +3,7 @@ second when nothing else runs (no HTTP, no registration service), and where its 
 
 Runs after the services are stopped. `count` submissions of one program, made by the registration
 domain's own `submit` from the load's data, are published to JetStream as the registration service
-would publish them; then the product's intake consumer (`EventConsumer` + `intake.handle`, as the
+would publish them; then the product's intake consumer (`EventConsumer` + `intake.handle` and `intake.handle_batch`, as the
 conflict service composes it) decides them in this process, against a database of its own on the
 same server. Reported: decisions per second, the consumer's CPU per decision, and the statements it
 sent with their mean round trip (asyncpg's query logger).
@@ -91,7 +91,7 @@ async def decide_rate(server_dsn: str, nc: NATS, seed: int, count: int, cap_s: f
     consumer = EventConsumer(
         nc=nc, pool=pool, schema="conflict", durable="bench-decide", stream=JETSTREAM_STREAMS["registration"],
         filter_subject=f"dealreg.registration.{PROGRAM}.>", handle=intake.handle, exclusive=True,
-        partition=lambda ce: ce.program_id,
+        handle_batch=intake.handle_batch, partition=lambda ce: ce.program_id,
     )  # fmt: skip
     stop = asyncio.Event()
     started, cpu0 = time.perf_counter(), time.process_time()
