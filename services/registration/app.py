@@ -34,6 +34,7 @@ def workers(rt: Runtime) -> dict[str, Worker]:
             stream=JETSTREAM_STREAMS["conflict"],
             filter_subject=status_flow.FILTER_SUBJECT,
             handle=status_flow.record_status,
+            handle_batch=status_flow.record_statuses,
             exclusive=True,
             partition=lambda ce: ce.program_id,
         ),

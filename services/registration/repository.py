@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -14,10 +14,11 @@ from contracts.envelope import decode_data, encode
 from contracts.registration_events import RegistrationSubmitted
 from services.eventlog.events import NO_STREAM, ConcurrencyError, Metadata, NewEvent, RecordedEvent
 from services.eventlog.group_commit import GroupAppender
-from services.eventlog.store import EventStore
+from services.eventlog.store import EventStore, PreparedAppend
 from services.registration.domain.errors import DuplicateExternalRef
 from services.registration.domain.model import Registration, evolve, started
 from services.registration.views import resource
+from services.telemetry import span
 
 STORE = EventStore("registration")
 SUBMISSIONS = "submissions"  # the runtime's GroupAppender of submissions, in `Runtime.extras`
@@ -45,6 +46,19 @@ async def load_events(conn: asyncpg.Connection, registration_id: str) -> list[tu
 
 async def load(conn: asyncpg.Connection, registration_id: str) -> Registration | None:
     return fold(await load_events(conn, registration_id))
+
+
+async def load_events_many(
+    conn: asyncpg.Connection, registration_ids: Iterable[str]
+) -> dict[str, list[tuple[RecordedEvent, msgspec.Struct]]]:
+    """`load_events` of several registrations in one query (one with no events is left out)."""
+    ids = set(registration_ids)
+    streams = await STORE.read_streams(conn, [stream_of(i) for i in ids])
+    return {
+        i: [(e, decode_data("registration", e.event_type, e.data.encode())) for e in events]
+        for i in ids
+        if (events := streams.get(stream_of(i)))
+    }
 
 
 async def save(
@@ -92,6 +106,30 @@ async def submit(appender: GroupAppender, event: RegistrationSubmitted, metadata
             also=(_RECORD_SUBMISSION_OF, (*_projection(after), event.partner_tier, event.partner_type)),
         )
     return after
+
+
+def prepare_save(
+    before: Registration, event_name: str, event: msgspec.Struct, metadata: Metadata, event_id: Any = None
+) -> tuple[Registration, PreparedAppend]:
+    """The state after `event` and its append, as `save` makes it, to run later with others in one
+    round trip (`save_prepared`)."""
+    after = evolve(before, event)
+    stream = stream_of(after.id)
+    with span("eventlog.append", schema=STORE.schema, stream=stream, count=1):
+        prepared = STORE.prepare(
+            stream,
+            before.version,
+            [_new_event(after, event_name, event, event_id)],
+            program_id=after.program_id,
+            metadata=metadata,
+            also=(_RECORD_REGISTRATION, _projection(after)),
+        )
+    return after, prepared
+
+
+async def save_prepared(conn: asyncpg.Connection, appends: Sequence[PreparedAppend]) -> None:
+    """Run prepared saves in order, pipelined, inside the caller's transaction."""
+    await STORE.append_pipelined(conn, appends)
 
 
 def _new_event(after: Registration, event_name: str, event: msgspec.Struct, event_id: Any = None) -> NewEvent:
@@ -152,4 +190,17 @@ def _occurred(event: msgspec.Struct):
     raise ValueError(f"{type(event).__name__} has no time")
 
 
-__all__ = ["STORE", "ConcurrencyError", "PartnerChanged", "fold", "load", "load_events", "save", "stream_of", "submit"]
+__all__ = [
+    "STORE",
+    "ConcurrencyError",
+    "PartnerChanged",
+    "fold",
+    "load",
+    "load_events",
+    "load_events_many",
+    "prepare_save",
+    "save",
+    "save_prepared",
+    "stream_of",
+    "submit",
+]
