@@ -1,20 +1,54 @@
 """Which `traceparent` an appended event carries: the append's own span, unless the caller's
-context belongs to another trace or no span is current."""
+context belongs to another trace or no span is current; the same whether spans are recorded (an
+exporter) or only their ids are made (none)."""
 
 from __future__ import annotations
 
 import pytest
 
-from services.telemetry import configure_tracing, event_traceparent, span, span_context_of, traceparent_of
+from services.telemetry import (
+    configure_tracing,
+    event_traceparent,
+    remote_child_span,
+    span,
+    span_context_of,
+    traceparent_of,
+    tracer,
+)
 
 pytestmark = pytest.mark.unit
 
 OTHER = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def tracing():
+@pytest.fixture(autouse=True, params=["ids_only", "recorded"])
+def tracing(request):
     configure_tracing("dealreg-unit", {})
+    was = tracer.recording
+    tracer.recording = request.param == "recorded"
+    yield request.param
+    tracer.recording = was
+
+
+def test_spans_are_real_either_way(tracing):
+    with span("root") as root:
+        outer = root.get_span_context()
+        assert outer.is_valid and outer.trace_flags.sampled
+        assert root.is_recording() == (tracing == "recorded")
+        with span("child") as child:
+            inner = child.get_span_context()
+            assert inner.trace_id == outer.trace_id and inner.span_id != outer.span_id
+    with span("another root") as again:
+        assert again.get_span_context().trace_id != outer.trace_id
+
+
+def test_a_remote_child_continues_the_trace_it_was_given():
+    with remote_child_span("consume", OTHER) as s:
+        ctx = s.get_span_context()
+        assert f"{ctx.trace_id:032x}" == OTHER.split("-")[1] and f"{ctx.span_id:016x}" != OTHER.split("-")[2]
+        assert event_traceparent(None) == traceparent_of(ctx)
+    with remote_child_span("consume", None) as s:
+        assert s.get_span_context().is_valid and s.get_span_context().trace_id != span_context_of(OTHER).trace_id
 
 
 def test_outside_any_span_the_given_traceparent_is_kept():
