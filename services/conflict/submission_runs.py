@@ -91,7 +91,9 @@ async def decide_run(conn: asyncpg.Connection, run: list[Delivered], one_by_one:
             live = [c for c in current if c.status in claims_repo.RIVAL_STATUSES]
             rivals = claims_repo.confirmed_rivals(claim, live, policy, {claim.claim_id})
             history = ()
-            if incumbency and any(c.deal_type == "renewal" for c in (claim, *(r.claim for r in rivals))):
+            # closed deals matter only to incumbency, which only a renewal invokes, and only among
+            # rivals (a lone claim is approved, or reviewed, before any rule runs)
+            if incumbency and rivals and any(c.deal_type == "renewal" for c in (claim, *(r.claim for r in rivals))):
                 history = tuple(await claims_repo.history(conn, claim, policy))
             judgement = judge(Situation((claim,), tuple(rivals), history), policy, e.submitted_at)
             emits = effects_of(judgement, policy, version, e.submitted_at, d.ce.id)
