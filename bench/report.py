@@ -58,6 +58,8 @@ def headline(r: dict) -> dict:
         "detect_p99_ms_by_size": {size: _get(v, "latency_ms", "p99") for size, v in detect.items()},
         "replay_events_per_s": _get(r, "replay", "events_per_s"),
         "decided_per_s_engine_alone": _get(r, "decide", "decided_per_s"),
+        # every process on the host (the stack, the load generator, anything else) per registration
+        "cpu_ms_per_registration_at_500": _get(r, "resources", "cpu_ms_per_registration", "e2e", "machine"),
         "rss_mb_registration": r.get("rss_steady_mb", {}).get("registration"),
         "rss_mb_conflict": r.get("rss_steady_mb", {}).get("conflict"),
         "pg_insert_tps_1": _get(peers, "pgbench_1", "tps"),
@@ -71,6 +73,29 @@ def headline(r: dict) -> dict:
         "ratio_burst_vs_pg_insert_16": _ratio(_get(r, "burst", "accepted_per_s"), pg16),
         "ratio_sustained_vs_pg_insert_16": _ratio(_get(r, "sustained", "sustained_decided_per_s"), pg16),
     }
+    return out
+
+
+def cpu_per_registration(r: dict) -> dict[str, dict[str, float]]:
+    """CPU milliseconds each part of the stack spent per registration accepted, in the phases that
+    wait for every decision: the burst with its drain, each sustained step, and e2e. Steadier from
+    run to run than the rates on a shared host, so a change's cost shows in it."""
+    cores, seconds = _get(r, "resources", "cores") or {}, _get(r, "resources", "seconds") or {}
+    phases = {
+        "burst": (["burst", "burst_drain"], _get(r, "burst", "accepted")),
+        "e2e": (["e2e"], _get(r, "e2e", "accepted")),
+    }
+    for n, step in enumerate(_get(r, "sustained", "steps") or []):
+        phases[f"steady-{n} ({step['offered_per_s']:g}/s)"] = ([f"steady-{n}"], step.get("accepted"))
+    out = {}
+    for name, (labels, accepted) in phases.items():
+        if not accepted or not all(label in cores and label in seconds for label in labels):
+            continue
+        parts = sorted({k for label in labels for k in cores[label]})
+        out[name] = {
+            part: round(sum(cores[label].get(part, 0.0) * seconds[label] for label in labels) / accepted * 1000, 3)
+            for part in parts
+        }
     return out
 
 

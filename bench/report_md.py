@@ -168,6 +168,15 @@ def render(r: dict) -> str:
                 for ph, c in res["cores"].items()
             ],
         )
+    if per := (r.get("resources") or {}).get("cpu_ms_per_registration"):
+        out += ["## CPU per registration (ms), decisions included", ""]
+        names = sorted({k for v in per.values() for k in v})
+        out += _table(["phase", *names], [[ph, *[v.get(n) for n in names]] for ph, v in per.items()])
+        out += [
+            "Each part's CPU time over the phase (and the burst's drain) divided by the registrations"
+            " accepted; `machine` counts every process on the host, the load generator included.",
+            "",
+        ]
     if waits := (r.get("resources") or {}).get("pg_waits"):
         out += ["## PostgreSQL client backends by wait event (average number busy in each)", ""]
         rates = r["resources"].get("pg_rates", {})

@@ -74,6 +74,7 @@ class ResourceSampler:
         self.interval = interval
         self.peak_mb: dict[str, dict[str, float]] = {}
         self.cores: dict[str, dict[str, float]] = {}
+        self.seconds: dict[str, float] = {}
 
     @contextlib.asynccontextmanager
     async def phase(self, name: str):
@@ -90,6 +91,7 @@ class ResourceSampler:
                 await task
             self._take(peaks)
             wall = max(time.monotonic() - wall0, 1e-9)
+            self.seconds[name] = round(wall, 3)
             self.cores[name] = {
                 key: round(_spent(cpu0[key], _cpu(source())) / wall, 3) for key, source in self.accounted.items()
             }

@@ -166,9 +166,11 @@ async def run(args: argparse.Namespace) -> dict:
         results["resources"] = {
             "peak_mb": sampler.peak_mb,
             "cores": sampler.cores,
+            "seconds": sampler.seconds,
             "pg_waits": sampler.waits.by_phase,
             "pg_rates": sampler.waits.rates,
         }
+        results["resources"]["cpu_ms_per_registration"] = report.cpu_per_registration(results)
         results["rss_steady_mb"] = {name: sampler.peak(name, list(report.STEADY_PHASES)) for name in services}
         results["rss_peak_mb"] = {name: sampler.peak(name) for name in services}
         results["hotspots"] = profiler.hotspots

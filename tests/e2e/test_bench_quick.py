@@ -55,6 +55,10 @@ def test_quick_mode_writes_results_markdown_and_plots(tmp_path: Path) -> None:
         assert {"p50", "p90", "p99", "p99.9"} <= set(figure)
     assert results["burst_accepted_per_s"] > 0 and results["replay_events_per_s"] > 0
     assert results["decide"]["decided"] == results["decide"]["submissions"]
+    per_registration = results["resources"]["cpu_ms_per_registration"]
+    assert {"burst", "e2e"} <= set(per_registration), per_registration
+    assert all(per_registration[p]["registration"] > 0 and per_registration[p]["machine"] > 0 for p in ("burst", "e2e"))
+    assert results["cpu_ms_per_registration_at_500"] == per_registration["e2e"]["machine"]
     markdown = (out / "latest.md").read_text()
     assert markdown.startswith("# dealreg benchmarks") and "## Targets" in markdown
     for plot in ("latency.png", "detection.png"):
