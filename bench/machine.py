@@ -68,5 +68,5 @@ async def describe(database_url: str) -> dict:
         "nats_server": nats_version,
         "libraries": {name: _version(name) for name in _LIBRARIES},
         "source": await asyncio.to_thread(source_version),
-        "load_generator": "aiohttp (HTTP/1.1 keep-alive pool, asyncio tasks) in its own process, on the same cores",
+        "load_generator": "aiohttp (HTTP/1.1 keep-alive pool, asyncio tasks, uvloop) in its own process, on the same cores",
     }
