@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -111,8 +112,14 @@ def span_context_of(traceparent: str | None) -> SpanContext | None:
     """The remote span context a `traceparent` names, or None when absent or malformed."""
     if not traceparent:
         return None
-    ctx = trace.get_current_span(_propagator.extract({"traceparent": traceparent})).get_span_context()
+    if (m := _VERSION_00.fullmatch(traceparent)) is not None:  # what every event carries: parsed directly
+        ctx = SpanContext(int(m[1], 16), int(m[2], 16), is_remote=True, trace_flags=TraceFlags(int(m[3], 16)))
+    else:  # other versions, and the malformed, as the propagator reads them
+        ctx = trace.get_current_span(_propagator.extract({"traceparent": traceparent})).get_span_context()
     return ctx if ctx.is_valid else None
+
+
+_VERSION_00 = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 
 
 def event_traceparent(given: str | None) -> str | None:

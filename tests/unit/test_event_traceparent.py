@@ -5,6 +5,8 @@ exporter) or only their ids are made (none)."""
 from __future__ import annotations
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from services.telemetry import (
     configure_tracing,
@@ -73,3 +75,22 @@ def test_a_traceparent_from_another_trace_is_the_callers_choice():
 def test_malformed_traceparents_name_no_span():
     assert span_context_of("not-a-traceparent") is None
     assert span_context_of("00-00000000000000000000000000000000-0000000000000000-01") is None
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        OTHER,
+        OTHER[:-2] + "00",  # not sampled
+        "00-00000000000000000000000000000000-b7ad6b7169203331-01",  # no trace id
+        "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",  # no span id
+        OTHER.upper(),
+        "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-later-fields",
+        "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        OTHER + "-extra",
+    ],
+)
+def test_traceparents_read_as_the_propagator_reads_them(traceparent):
+    read = trace.get_current_span(TraceContextTextMapPropagator().extract({"traceparent": traceparent}))
+    expected = read.get_span_context() if read.get_span_context().is_valid else None
+    assert span_context_of(traceparent) == expected
