@@ -20,10 +20,9 @@ from services.conflict.deciding import amended_claim, decide, reevaluate_waitlis
 from services.conflict.domain import ownership
 from services.conflict.domain.effects import status_event
 from services.conflict.domain.policy import tie_window
-from services.conflict.recorder import lock_program, record
+from services.conflict.recorder import lock_program, meta_of, record
 from services.conflict.submission_runs import decide_run
 from services.eventlog.consumer import Delivered
-from services.eventlog.events import Metadata
 
 CONSUMER = "conflict-intake"
 
@@ -45,10 +44,6 @@ _DECIDED_ON = (
 FILTER_SUBJECTS = [
     f"dealreg.registration.*.{name}" for name, kind in REGISTRATION_EVENTS.items() if kind in _DECIDED_ON
 ]
-
-
-def _meta(ce: CloudEvent, actor: str = "rules") -> Metadata:
-    return Metadata(correlation_id=ce.subject, causation_id=ce.id, actor=actor, traceparent=ce.traceparent)
 
 
 async def handle(conn: asyncpg.Connection, ce: CloudEvent, e: msgspec.Struct) -> None:
@@ -106,7 +101,7 @@ async def _submitted(conn: asyncpg.Connection, ce: CloudEvent, e: RegistrationSu
     if tie_window(policy):
         await tie_groups.join_or_open(conn, claim, policy, e.submitted_at)
         return
-    await decide(conn, (claim,), policy, version, e.submitted_at, ce.id, _meta(ce))
+    await decide(conn, (claim,), policy, version, e.submitted_at, ce.id, meta_of(ce))
 
 
 async def _amended(conn: asyncpg.Connection, ce: CloudEvent, e: RegistrationAmended) -> None:
@@ -115,10 +110,10 @@ async def _amended(conn: asyncpg.Connection, ce: CloudEvent, e: RegistrationAmen
     await claims_repo.update_terms(conn, amended_claim(claim, e, policy))
     if claim.status == "info_requested" and e.answers_info_request:
         emits = [status_event(claim, "pending_review", None, e.amended_at, rule="review", version=version)]
-        await record(conn, emits, cause_id=ce.id, now=e.amended_at, meta=_meta(ce), program_id=e.program_id)
+        await record(conn, emits, cause_id=ce.id, now=e.amended_at, meta=meta_of(ce), program_id=e.program_id)
     elif e.rematch and claim.status in ("pending", "pending_review"):
         fresh = await claims_repo.load(conn, claim.claim_id)
-        await decide(conn, (fresh,), policy, version, e.amended_at, ce.id, _meta(ce))
+        await decide(conn, (fresh,), policy, version, e.amended_at, ce.id, meta_of(ce))
 
 
 async def _let_go(
@@ -133,13 +128,13 @@ async def _let_go(
     waiting = await claims_repo.waitlisted_behind(conn, claim, policy) if status == "won" else []
     emits += ownership.close_opportunity(waiting, version, now)
     await conn.execute("UPDATE conflict.claims SET status = $2 WHERE claim_id = $1", claim.claim_id, status)
-    await record(conn, emits, cause_id=ce.id, now=now, meta=_meta(ce), program_id=claim.program_id)
+    await record(conn, emits, cause_id=ce.id, now=now, meta=meta_of(ce), program_id=claim.program_id)
     if status != "won" and claim.status == "approved":
-        await reevaluate_waitlist(conn, claim, policy, version, now, ce.id, _meta(ce))
+        await reevaluate_waitlist(conn, claim, policy, version, now, ce.id, meta_of(ce))
 
 
 async def _extension(conn: asyncpg.Connection, ce: CloudEvent, e: ExtensionRequested) -> None:
     claim = await _known(conn, e.registration_id)
     policy, version = await policy_store.in_force(conn, claim.program_id)
     emits = ownership.extend(claim, policy, version, e.requested_at)
-    await record(conn, emits, cause_id=ce.id, now=e.requested_at, meta=_meta(ce), program_id=claim.program_id)
+    await record(conn, emits, cause_id=ce.id, now=e.requested_at, meta=meta_of(ce), program_id=claim.program_id)

@@ -14,7 +14,7 @@ from itertools import groupby
 
 import asyncpg
 
-from contracts.envelope import encode
+from contracts.envelope import CloudEvent, encode
 from services.conflict import projector
 from services.conflict.domain.effects import Emit
 from services.conflict.observe import decided, decision_span
@@ -22,6 +22,12 @@ from services.eventlog.db import transaction_local
 from services.eventlog.events import ANY_VERSION, Metadata, NewEvent
 from services.eventlog.store import EventStore, PreparedAppend
 from services.telemetry import span
+
+
+def meta_of(ce: CloudEvent, actor: str = "rules") -> Metadata:
+    """The metadata of what a consumed fact causes: correlated by its subject, caused by it, in its trace."""
+    return Metadata(correlation_id=ce.subject, causation_id=ce.id, actor=actor, traceparent=ce.traceparent)
+
 
 STORE = EventStore("conflict")
 _NS = uuid.UUID("c6f1d7a4-51a3-4f0e-8f53-3e2f4a9d7b21")

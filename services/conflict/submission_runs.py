@@ -51,9 +51,8 @@ from services.conflict.projection_changes import (
     changes_of,
 )
 from services.conflict.projector_fused import fused
-from services.conflict.recorder import STORE, lock_program, prepared_appends
+from services.conflict.recorder import STORE, lock_program, meta_of, prepared_appends
 from services.eventlog.consumer import Delivered
-from services.eventlog.events import Metadata
 
 
 class NotBatchable(Exception):
@@ -99,12 +98,9 @@ async def decide_run(conn: asyncpg.Connection, run: list[Delivered], one_by_one:
             emits = effects_of(judgement, policy, version, e.submitted_at, d.ce.id)
             if not emits:
                 continue
-            meta = Metadata(
-                correlation_id=d.ce.subject, causation_id=d.ce.id, actor="rules", traceparent=d.ce.traceparent
-            )
             with decision_span(program_id, d.ce.id, emits):
                 writes.appends += prepared_appends(
-                    emits, cause_id=d.ce.id, now=e.submitted_at, meta=meta, program_id=program_id
+                    emits, cause_id=d.ce.id, now=e.submitted_at, meta=meta_of(d.ce), program_id=program_id
                 )
                 changes = [change for x in emits for change in changes_of(x.name, x.event)]
                 _apply_to(known, changes)
