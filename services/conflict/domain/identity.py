@@ -145,9 +145,16 @@ def trigrams(text: str) -> set[str]:
     # sign) to ASCII ones, which PostgreSQL under C does not.
     grams: set[str] = set()
     for word in _WORD_CHARS.findall(text):
-        padded = f"  {word.lower()} "
-        grams.update(padded[i : i + 3] for i in range(len(padded) - 2))
+        grams |= _word_trigrams(word)
     return grams
+
+
+# Names are made of few distinct words ("foods", "group", "ltd", surnames): each word's trigrams are
+# taken once, and a name's are the union of its words' (about 1 kB a word, 8,192 words at most).
+@functools.lru_cache(maxsize=8192)
+def _word_trigrams(word: str) -> frozenset[str]:
+    padded = f"  {word.lower()} "
+    return frozenset(padded[i : i + 3] for i in range(len(padded) - 2))
 
 
 # A decision compares its claim's name with each rival's, and rivals share a few names: each name's
