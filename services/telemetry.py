@@ -167,7 +167,10 @@ def remote_child_span(
 
 
 def links_to(traceparents: list[str | None], limit: int = 128) -> list[Link]:
-    """Links to the spans that caused a batch (the SDK keeps 128 links per span by default)."""
+    """Links to the spans that caused a batch (the SDK keeps 128 links per span by default); none
+    when spans are not recorded (a link is kept only by a recorded span)."""
+    if tracer.configured and not tracer.recording:
+        return []
     links = []
     for tp in traceparents:
         ctx = span_context_of(tp)
