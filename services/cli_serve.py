@@ -12,6 +12,7 @@ from pathlib import Path
 
 import structlog
 
+from services import collector
 from services.logs import configure_logging
 from services.settings import Settings
 
@@ -30,6 +31,7 @@ def serve(name: str) -> int:
     configure_logging(settings.log_level)
     port = settings.registration_port if name == "registration" else settings.conflict_port
     app = importlib.import_module(SERVICE_APPS[name]).bootstrap(settings)
+    collector.tune_for_service()
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -37,6 +37,7 @@ def workers(rt: Runtime) -> dict[str, Worker]:
             handle_batch=status_flow.record_statuses,
             exclusive=True,
             partition=lambda ce: ce.program_id,
+            linger=status_flow.LINGER_S,
         ),
         "statistics": StatisticsKeeper(rt.pool, "registration"),
     }

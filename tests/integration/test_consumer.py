@@ -315,3 +315,32 @@ async def test_a_batch_handler_applies_a_fetched_batch_together_or_else_one_by_o
         await wait_until(lambda: _count(subject, 6), what="six effects")
     assert batches[1] == [13, 14, 15] and second.applied == 3  # refused together, then one by one
     assert [level for _, level in await subject.effects()] == list(range(10, 16))
+
+
+async def test_lingering_gathers_what_arrives_meanwhile_into_one_batch(subject):
+    """With `linger`, after a batch smaller than `batch_size` the consumer waits before fetching
+    again: what was published meanwhile comes as one batch, in order."""
+    batches: list[list[int]] = []
+
+    async def together(conn, delivered) -> None:
+        batches.append([d.data.level for d in delivered])
+        for d in delivered:
+            await conn.execute(
+                "INSERT INTO public.consumer_test_effects (consumer, event_id, level) VALUES ($1, $2, $3)",
+                subject.durable, d.ce.id, d.data.level,
+            )  # fmt: skip
+
+    async def alone(conn, ce, data) -> None:
+        batches.append([data.level])
+        await conn.execute(
+            "INSERT INTO public.consumer_test_effects (consumer, event_id, level) VALUES ($1, $2, $3)",
+            subject.durable, ce.id, data.level,
+        )  # fmt: skip
+
+    async with running(subject.consumer(handle=alone, handle_batch=together, linger=2.0)):
+        await subject.publish(subject.event(1))
+        await wait_until(lambda: _count(subject, 1), what="the first effect")
+        for level in range(2, 7):  # while the consumer lingers
+            await subject.publish(subject.event(level))
+        await wait_until(lambda: _count(subject, 6), what="six effects")
+    assert batches == [[1], [2, 3, 4, 5, 6]]
