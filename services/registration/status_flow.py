@@ -39,6 +39,8 @@ async def record_statuses(conn: asyncpg.Connection, batch: list[Delivered]) -> N
     """Apply a batch of them in order, as `record_status` one after the other, in two round trips:
     the registrations' streams read in one query, the appends pipelined."""
     changes = [d for d in batch if isinstance(d.data, RegistrationStatusChanged)]
+    if not changes:
+        return
     streams = await repository.load_events_many(conn, {d.data.registration_id for d in changes})
     known = {i: _Known.of(events) for i, events in streams.items()}
     appends: list[PreparedAppend] = []
