@@ -162,6 +162,9 @@ def _word_trigrams(word: str) -> frozenset[str]:
 _trigram_set = functools.lru_cache(maxsize=1024)(lambda text: frozenset(trigrams(text)))
 
 
+# A claim's candidates carry few distinct names (a name found is shared by all its claims): each
+# pair's score is computed once while in use.
+@functools.lru_cache(maxsize=4096)
 def trigram_similarity(a: str, b: str) -> float:
     """PostgreSQL pg_trgm ``similarity(a, b)``: shared trigrams over all trigrams.
 
