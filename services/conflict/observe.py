@@ -6,6 +6,8 @@ Log lines carry ids, statuses, reason codes and rules only: no customer data at 
 
 from __future__ import annotations
 
+import contextvars
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -26,6 +28,18 @@ def decision_span(program_id: str, cause_id: str, emits: list[Emit]) -> Iterator
     """`conflict.decide` around recording one decision's events (a child of the consume span)."""
     with span("conflict.decide", program_id=program_id, cause_id=cause_id, events=len(emits)):
         yield
+
+
+def decided_on_commit(conn: Any, emits: list[Emit]) -> None:
+    """`decided` once the transaction recording `emits` commits, in the context current now (its span,
+    the log context of the event handled): a decision rolled back (a run of submissions then decided
+    again one by one) is neither logged nor counted."""
+    call = functools.partial(contextvars.copy_context().run, decided, emits)
+    on_commit = getattr(conn, "on_commit", None)  # services.eventlog.db.Connection
+    if on_commit is None:
+        call()
+    else:
+        on_commit(call)
 
 
 def decided(emits: list[Emit]) -> None:

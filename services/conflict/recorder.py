@@ -17,7 +17,7 @@ import asyncpg
 from contracts.envelope import CloudEvent, encode
 from services.conflict import projector
 from services.conflict.domain.effects import Emit
-from services.conflict.observe import decided, decision_span
+from services.conflict.observe import decided_on_commit, decision_span
 from services.eventlog.db import transaction_local
 from services.eventlog.events import ANY_VERSION, Metadata, NewEvent
 from services.eventlog.store import EventStore, PreparedAppend
@@ -54,7 +54,7 @@ async def record(
         return
     with decision_span(program_id, cause_id, emits):
         await _record(conn, emits, cause_id=cause_id, now=now, meta=meta, program_id=program_id)
-    decided(emits)
+    decided_on_commit(conn, emits)
 
 
 def _new_events(emits: list[Emit], cause_id: str, now: dt.datetime) -> list[tuple[str, NewEvent]]:

@@ -39,7 +39,7 @@ from services.conflict.domain.claims import Claim, Situation
 from services.conflict.domain.effects import effects_of
 from services.conflict.domain.policy import tie_window
 from services.conflict.domain.rules import judge
-from services.conflict.observe import decided, decision_span
+from services.conflict.observe import decided_on_commit, decision_span
 from services.conflict.projection_changes import (
     AppealCounted,
     ClaimsJoined,
@@ -105,7 +105,7 @@ async def decide_run(conn: asyncpg.Connection, run: list[Delivered], one_by_one:
                 changes = [change for x in emits for change in changes_of(x.name, x.event)]
                 _apply_to(known, changes)
                 await writes.project(conn, changes)
-            decided(emits)
+            decided_on_commit(conn, emits)
     await writes.flush(conn)
 
 

@@ -1,5 +1,9 @@
 """PostgreSQL connections that can run work after their transaction commits.
 
+Two kinds: `after_commit` callbacks (coroutines, once per key: wake-ups), and `on_commit` calls,
+each in order, for what may only be said of committed work (a decision's log line and count):
+those asked within a savepoint that rolls back are dropped with it.
+
 The event store wakes outbox relays with NOTIFY. Sent inside the appending transaction, a NOTIFY
 takes PostgreSQL's notification lock from pre-commit to the end of the commit, WAL flush included,
 so every appending transaction of the cluster would commit one after the other (pgbench at 16
@@ -35,6 +39,7 @@ class Connection(asyncpg.Connection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._after_commit: dict[Hashable, AfterCommit] = {}
+        self._on_commit: list[Callable[[], object]] = []
         self.transaction_local: dict[Hashable, Any] = {}
         self.shared: dict[Hashable, Any] = {}  # the same dict for every connection of a pool
         self._session_state = False
@@ -66,15 +71,30 @@ class Connection(asyncpg.Connection):
             raise RuntimeError("after_commit needs an open transaction")
         self._after_commit.setdefault(key, callback)
 
-    async def _ended(self, nested: bool, committed: bool) -> None:
+    def on_commit(self, call: Callable[[], object]) -> None:
+        """`call()` once the current transaction commits, after those asked before it (at once outside
+        a transaction); dropped if the transaction, or the savepoint it was asked in, rolls back."""
+        if not self.is_in_transaction():
+            call()
+            return
+        self._on_commit.append(call)
+
+    async def _ended(self, nested: bool, committed: bool, mark: int = 0) -> None:
         if nested:
-            if not committed:  # what the savepoint took (its locks too) is gone
+            if not committed:  # what the savepoint took (its locks too) is gone, and what it said
                 self.transaction_local.clear()
+                del self._on_commit[mark:]
             return
         self.transaction_local = {}
         callbacks, self._after_commit = list(self._after_commit.values()), {}
+        calls, self._on_commit = self._on_commit, []
         if not committed:
             return
+        for call in calls:
+            try:
+                call()
+            except Exception as e:  # the transaction is committed: its effects stand
+                log.warning("db.on_commit_failed", error=repr(e))
         for callback in callbacks:
             try:
                 await callback(self)
@@ -83,14 +103,18 @@ class Connection(asyncpg.Connection):
 
 
 class _Transaction(Transaction):
+    async def __aenter__(self):
+        self._mark = len(self._connection._on_commit)  # what a savepoint drops if it rolls back
+        return await super().__aenter__()
+
     async def __aexit__(self, extype, ex, tb):
         conn: Connection = self._connection
         try:
             await super().__aexit__(extype, ex, tb)
         except BaseException:
-            await conn._ended(self._nested, committed=False)
+            await conn._ended(self._nested, committed=False, mark=self._mark)
             raise
-        await conn._ended(self._nested, committed=extype is None)
+        await conn._ended(self._nested, committed=extype is None, mark=self._mark)
 
 
 def atomic(conn: asyncpg.Connection) -> contextlib.AbstractAsyncContextManager:

@@ -31,6 +31,29 @@ async def test_after_commit_runs_once_per_key_after_the_outer_commit_and_never_a
             conn.after_commit("k", note)  # outside a transaction there is no commit to wait for
 
 
+async def test_on_commit_calls_run_in_order_after_the_commit_and_not_for_what_rolled_back(pool):
+    said: list[str] = []
+    async with pool.acquire() as conn:
+        conn.on_commit(lambda: said.append("outside"))  # no transaction: at once
+        assert said == ["outside"]
+        with pytest.raises(RuntimeError):
+            async with conn.transaction():
+                conn.on_commit(lambda: said.append("rolled back"))
+                raise RuntimeError
+        async with conn.transaction():
+            conn.on_commit(lambda: said.append("first"))
+            with pytest.raises(RuntimeError):
+                async with conn.transaction():
+                    conn.on_commit(lambda: said.append("in a savepoint rolled back"))
+                    raise RuntimeError
+            async with conn.transaction():
+                conn.on_commit(lambda: said.append("in a savepoint"))
+            conn.on_commit(lambda: 1 / 0)  # a failing call does not stop the others
+            conn.on_commit(lambda: said.append("last"))
+            assert said == ["outside"]
+        assert said == ["outside", "first", "in a savepoint", "last"]
+
+
 async def test_what_a_transaction_remembers_ends_with_it_and_with_a_rolled_back_savepoint(pool):
     async with pool.acquire() as conn:
         assert transaction_local(conn) is None

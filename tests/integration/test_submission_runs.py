@@ -26,6 +26,7 @@ from services.conflict.domain.policy import DEFAULT_POLICY, MatchSettings, Revie
 from services.conflict.recorder import lock_program, record
 from services.eventlog.consumer import Delivered
 from services.eventlog.events import Metadata
+from services.metrics import DECISIONS
 from tests.conftest import unique_id
 from tests.integration.scratch_database import scratch_database
 
@@ -176,6 +177,21 @@ async def in_batches(pool: asyncpg.Pool, facts: list, seed: int) -> dict[str, in
     return counts
 
 
+def decisions_counted() -> dict[tuple, float]:
+    """The decisions counted so far, by reason and status."""
+    return {
+        tuple(sample.labels.values()): sample.value
+        for metric in DECISIONS.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    }
+
+
+def counted_since(before: dict[tuple, float]) -> dict[tuple, float]:
+    after = decisions_counted()
+    return {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
+
+
 async def state(conn: asyncpg.Connection) -> dict[str, list]:
     """The tables compared; the direct deal's id (a random one) written as "deal"."""
     deal = await conn.fetchval("SELECT claim_id FROM conflict.claims WHERE kind = 'direct_deal'")
@@ -216,23 +232,53 @@ async def _tables(conn: asyncpg.Connection) -> dict[str, list]:
 async def test_runs_decide_as_one_by_one(server_dsn, policy_name):
     program = unique_id("runs")
     facts = history(program, seed=len(policy_name))
-    results = []
+    results, counted = [], []
     for batched in (False, True):
         async with scratch_database(server_dsn) as pool:
             async with pool.acquire() as conn:
                 await prelude(conn, program, policy_name)
+            before = decisions_counted()
             if batched:
                 counts = await in_batches(pool, facts, seed=3)
             else:
                 await one_by_one(pool, facts)
+            counted.append(counted_since(before))
             async with pool.acquire() as conn:
                 results.append(await state(conn))
     sequential, batched = results
     for table in sequential:
         assert batched[table] == sequential[table], table
+    # each decision counted (and logged) once: not again for a run rolled back and decided one by one
+    assert counted[1] == counted[0]
     # the history is rich enough to mean something: claims of many statuses, conflicts opened
     statuses = {row[1] for row in sequential["claims"]}
     assert len(statuses) >= 4, statuses
     if policy_name == "disputed":  # claims awaiting review contend; equal instants open conflicts
         assert sequential["conflicts"], "no conflict was opened"
     assert counts["one_by_one"] < counts["batches"] / 2, counts
+
+
+async def test_a_run_rolled_back_counts_and_logs_its_decisions_once(server_dsn, monkeypatch):
+    """A run refused once decided (here: at its last write) is rolled back and decided again one by
+    one: its decisions are counted, and logged, for the one-by-one commit only."""
+    program = unique_id("runs")
+    facts = history(program, seed=1)
+    flush = submission_runs._Writes.flush
+
+    async def refused(self, conn):
+        await flush(self, conn)
+        raise submission_runs.NotBatchable("refused at the last write")
+
+    counted = []
+    for refuse in (False, True):
+        if refuse:
+            monkeypatch.setattr(submission_runs._Writes, "flush", refused)
+        async with scratch_database(server_dsn) as pool:
+            async with pool.acquire() as conn:
+                await prelude(conn, program, "default")
+            before = decisions_counted()
+            counts = await in_batches(pool, facts, seed=3)
+            counted.append(counted_since(before))
+    assert counts["one_by_one"] > counts["batches"] / 2  # runs were refused, and decided again
+    assert counted[1] == counted[0]
+    assert sum(counted[0].values()) >= len({e.registration_id for _, e in facts if hasattr(e, "products")})
