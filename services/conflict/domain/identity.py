@@ -235,12 +235,13 @@ def match_evidence(a: Identity, b: Identity, name_threshold: float) -> list[Matc
     Names are compared only within one (known) country, and a similarity of 0 never
     matches, whatever the threshold.
     """
-    equal_keys: tuple[tuple[MatchKeyName, str | None, str | None], ...] = (
-        ("domain", a.domain, b.domain),
-        ("duns", a.duns, b.duns),
-        ("tax_id", a.tax_id, b.tax_id),
-    )
-    evidence = [MatchKey(key, 1.0) for key, left, right in equal_keys if left is not None and left == right]
+    evidence = []
+    if a.domain is not None and a.domain == b.domain:
+        evidence.append(MatchKey("domain", 1.0))
+    if a.duns is not None and a.duns == b.duns:
+        evidence.append(MatchKey("duns", 1.0))
+    if a.tax_id is not None and a.tax_id == b.tax_id:
+        evidence.append(MatchKey("tax_id", 1.0))
     if a.country and a.country == b.country:
         score = trigram_similarity(a.name_key, b.name_key)
         if score > 0 and score >= name_threshold:
