@@ -146,8 +146,7 @@ async def _candidate_args(
     ]
 
 
-_CANDIDATES = f"SELECT {_COLUMNS} FROM {name_index.CANDIDATES} ORDER BY seq"
-# the same, each row naming which of the pipelined probes ($10) it answers
+# the candidate query, each row naming which of the pipelined probes ($10) it answers
 _PROBED_CANDIDATES = f"SELECT $10::int AS probe, {_COLUMNS} FROM {name_index.CANDIDATES} ORDER BY seq"
 
 
@@ -160,8 +159,12 @@ async def candidates(
 ) -> list[Claim]:
     """Claims in the program that the indexes say may name the same customer, in `statuses` (and,
     given `sharing_products`, holding at least one of them)."""
-    rows = await conn.fetch(_CANDIDATES, *await _candidate_args(conn, c, policy, statuses, sharing_products))
-    return [to_claim(r) for r in rows]
+    args = [
+        c.program_id, c.claim_id, statuses, c.identity.domain, c.identity.duns, c.identity.tax_id, c.identity.country,
+        None, list(sharing_products) if sharing_products is not None else None,
+    ]  # fmt: skip
+    threshold = policy.match.name_similarity
+    return [to_claim(r) for r in await name_index.candidate_rows(conn, _COLUMNS, args, c.identity.name_key, threshold)]
 
 
 async def rival_candidates_many(conn: asyncpg.Connection, claims: list[Claim], policy: Policy) -> list[list[Claim]]:

@@ -15,10 +15,12 @@ read from (its oid is checked on every refresh, so a database created anew start
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import asyncpg
 
+from services.conflict.domain.identity import trigram_similarity
 from services.conflict.name_search import NameSearch
 from services.eventlog.db import transaction_local
 
@@ -83,6 +85,75 @@ async def similar_names(
     if read is not None:
         read[key] = known
     return known.names.similar(name_key, threshold)
+
+
+@functools.cache
+def _combined(columns: str) -> str:
+    """The candidate query for the names known, and on its first row (always one, with null columns
+    when nothing is found) the database's oid and the names that arrived after $10, oldest first."""
+    return f"""
+        SELECT a.database, a.seqs, a.names, c.* FROM (
+            SELECT (SELECT oid::int8 FROM pg_database WHERE datname = current_database()) AS database,
+                array_agg(k.seq ORDER BY k.seq) AS seqs, array_agg(k.name_key ORDER BY k.seq) AS names
+            FROM conflict.claim_name_keys k WHERE k.program_id = $1 AND k.country = $7 AND k.seq > $10
+        ) a LEFT JOIN LATERAL (SELECT {columns} FROM {CANDIDATES}) c ON true
+        ORDER BY c.seq
+    """
+
+
+async def candidate_rows(
+    conn: asyncpg.Connection, columns: str, args: list, name_key: str, threshold: float
+) -> list[asyncpg.Record]:
+    """The rows of `columns` (`seq` the last of them, in its order) of the candidate query for
+    `args` (its $1 to $9, the names $8 left out as None), the names being those similar to `name_key`.
+
+    One round trip: the names are searched among those known, and the query also returns those that
+    arrived since. Only when one of these is similar too (seldom: a new name close to the probe's)
+    are its claims read in a second query.
+    """
+    program_id, country = args[0], args[6]
+    key = (program_id, country)
+    known = _known.get(key)
+    read = _read_under_lock(conn, program_id)
+    if known is None or (read is not None and read.get(key) is known):
+        # names never read in this process (read them all first), or read under the lock already
+        names = await similar_names(conn, program_id, country, name_key, threshold)
+        return await _candidates(conn, columns, args, names)
+    since = known.seq
+    names = known.names.similar(name_key, threshold)
+    rows = await conn.fetch(_combined(columns), *args[:7], names, args[8], since)
+    head = rows[0]
+    if head["database"] != known.database:  # another database: its names, from the start
+        if _known.get(key) is known:
+            _known.pop(key)
+        names = await similar_names(conn, program_id, country, name_key, threshold)
+        return await _candidates(conn, columns, args, names)
+    # no await from here to the search: what arrived is applied in seq order, what is known skipped
+    arrived = [(seq, name) for seq, name in zip(head["seqs"] or (), head["names"] or (), strict=True)]
+    if arrived:
+        known.names.add(name for _, name in arrived)
+        known.seq = max(known.seq, arrived[-1][0])
+    if read is not None:
+        read[key] = known
+    found = [r[3:] for r in rows if r[-1] is not None]
+    asked = set(names)
+    extra = [name for _, name in arrived if name not in asked and _similar(name, name_key, threshold)]
+    if not extra:
+        return found
+    # claims of the new similar names only (no key is equal to NULL)
+    more = await _candidates(conn, columns, [*args[:3], None, None, None, country, None, args[8]], extra)
+    have = {r[-1] for r in found}
+    return sorted([*found, *(tuple(r) for r in more if r[-1] not in have)], key=lambda r: r[-1])
+
+
+def _similar(name: str, probe: str, threshold: float) -> bool:
+    """As `NameSearch.similar` decides for one name."""
+    score = trigram_similarity(name, probe)
+    return score > 0 and score >= threshold
+
+
+async def _candidates(conn: asyncpg.Connection, columns: str, args: list, names: list[str]) -> list:
+    return await conn.fetch(f"SELECT {columns} FROM {CANDIDATES} ORDER BY seq", *args[:7], names, args[8])
 
 
 def _read_under_lock(conn: asyncpg.Connection, program_id: str) -> dict[tuple[str, str], _Known] | None:

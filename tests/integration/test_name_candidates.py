@@ -12,6 +12,7 @@ return exactly the claims the pure `collision` accepts.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import random
@@ -201,3 +202,63 @@ async def test_a_transaction_holding_the_program_lock_reads_the_names_once(serve
             await lock_program(conn, program)
             await name_index.similar_names(conn, program, "US", "acme logistic", 0.6)
         assert len(reads) == 2
+
+
+async def test_candidates_learn_the_names_that_arrived_in_the_same_round_trip(server_dsn):
+    """Once a program's names are known, `candidates` asks for the claims of the similar names known
+    and for the names that arrived since in one query; only a new similar name costs a second one.
+    The other claims are written as another process would write them (this process's searches are
+    not told of them)."""
+    program = unique_id("names")
+    probe = claim(program, 0, "acme logistic", "US")
+    policy = policy_at(0.6)
+    sent: list[str] = []
+
+    async def found() -> list[str]:
+        sent.clear()
+        ids = [c.claim_id for c in await claims_repo.candidates(conn, probe, policy, ["approved"])]
+        await asyncio.sleep(0)  # query loggers are called soon after, from the loop
+        return ids
+
+    async def elsewhere(c: Claim) -> None:
+        await other.fetchval(claims_repo._INSERT, *claims_repo._insert_args(c, "{}"))
+
+    async with scratch_database(server_dsn) as pool, pool.acquire() as conn, pool.acquire() as other:
+        await claims_repo.insert(conn, claim(program, 1, "acme logistics", "US"))
+        assert await found() == [f"{program}-1"]  # the program's names read for the first time
+        conn.add_query_logger(lambda q: sent.append(q.query) if "conflict." in q.query else None)
+        assert await found() == [f"{program}-1"]
+        assert len(sent) == 1
+        await elsewhere(claim(program, 2, "globex", "US"))  # not similar: one query
+        assert await found() == [f"{program}-1"]
+        assert len(sent) == 1
+        await elsewhere(claim(program, 3, "acme logistix", "US"))  # similar: read at once
+        await elsewhere(claim(program, 4, "acme logistix", "DE"))  # another country
+        assert await found() == [f"{program}-1", f"{program}-3"]
+        assert len(sent) == 2
+        assert await found() == [f"{program}-1", f"{program}-3"]
+        assert len(sent) == 1
+        await elsewhere(dataclasses.replace(claim(program, 5, "initech", "US"), identity=Identity(
+            name_key="initech", country="US", domain="acme.com"
+        )))  # fmt: skip
+        probe = dataclasses.replace(probe, identity=dataclasses.replace(probe.identity, domain="acme.com"))
+        assert await found() == [f"{program}-1", f"{program}-3", f"{program}-5"]
+        assert len(sent) == 1
+
+
+async def test_candidates_in_another_database_search_its_own_names(server_dsn):
+    """Names known from one database are not taken for another's: meeting another database (same
+    program id), `candidates` reads that database's names from the start."""
+    program = unique_id("names")
+    policy = policy_at(0.6)
+    probe = claim(program, 0, "globex", "US")
+    async with scratch_database(server_dsn) as first, first.acquire() as a:
+        for n in range(30):  # numbers past the other database's
+            await claims_repo.insert(a, claim(program, n + 1, f"acme {n}", "US"))
+        assert await claims_repo.candidates(a, probe, policy, ["approved"]) == []
+        async with scratch_database(server_dsn) as second, second.acquire() as b:
+            await b.fetchval(claims_repo._INSERT, *claims_repo._insert_args(claim(program, 99, "globex", "US"), "{}"))
+            assert [c.claim_id for c in await claims_repo.candidates(b, probe, policy, ["approved"])] == [
+                f"{program}-99"
+            ]
+        assert await claims_repo.candidates(a, probe, policy, ["approved"]) == []
