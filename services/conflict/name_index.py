@@ -3,8 +3,9 @@
 Equal domain, DUNS or tax id come from b-tree indexes. Similar names come from memory
 (``services.conflict.name_search``): each program's and country's distinct names, read once from
 ``conflict.claim_name_keys`` (kept by triggers on the claims, migrations 0006 and 0008), then
-before each search only those that arrived since (one small round trip; once per transaction when
-it holds the program's lock). The names found lead to their claims through a b-tree on
+before each search only those that arrived since (once per transaction when it holds the program's
+lock). `candidate_rows` reads those with the candidates of the names already known, in one round
+trip, and asks again only for a new name that is similar too. The names found lead to their claims through a b-tree on
 (program_id, name_key, status); the query is the SQL function ``conflict.candidate_claims``
 (migration 0012), so that its plan is made once per session, not once per call.
 
@@ -103,7 +104,7 @@ def _combined(columns: str) -> str:
 
 async def candidate_rows(
     conn: asyncpg.Connection, columns: str, args: list, name_key: str, threshold: float
-) -> list[asyncpg.Record]:
+) -> list[asyncpg.Record | tuple]:
     """The rows of `columns` (`seq` the last of them, in its order) of the candidate query for
     `args` (its $1 to $9, the names $8 left out as None), the names being those similar to `name_key`.
 
