@@ -190,3 +190,33 @@ async def test_a_status_already_on_the_stream_is_recorded_once(server_dsn):
                 await apply(conn)
         async with pool.acquire() as conn:
             assert await repository.STORE.stream_version(conn, repository.stream_of(e.registration_id)) == 2
+
+
+_UPDATES = (
+    "SELECT pg_stat_get_xact_tuples_updated('registration.registrations'::regclass),"
+    " pg_stat_get_xact_tuples_hot_updated('registration.registrations'::regclass),"
+    " pg_stat_get_xact_tuples_hot_updated('registration.streams'::regclass)"
+)
+
+
+async def test_a_status_rewrites_the_read_model_and_the_stream_head_in_place(server_dsn):
+    """A status changes no indexed column of the read model or of the stream head, and their pages
+    keep room for it: PostgreSQL writes a heap-only update, no index entry (0013)."""
+    program = unique_id("statuses")
+    items = [
+        (ce, e)
+        for ce, e in decisions(program, count=30, seed=3)[:40]
+        if e.program_id == program and "missing" not in ce.subject
+    ]
+    async with scratch_database(server_dsn) as pool:
+        await seed(pool, program, 30)
+        hot = []
+        for ce, e in items:
+            async with pool.acquire() as conn, conn.transaction():
+                before = await conn.fetchrow(_UPDATES)  # counts not yet flushed include earlier transactions
+                await status_flow.record_status(conn, ce, e)
+                after = await conn.fetchrow(_UPDATES)
+                hot.append(tuple(a - b for a, b in zip(after, before, strict=True)))
+    recorded = [h for h in hot if h[0]]  # a status delivered again records nothing
+    assert len(recorded) > 25
+    assert recorded == [(1, 1, 1)] * len(recorded)
