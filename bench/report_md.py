@@ -29,6 +29,10 @@ def _pct(summary: dict | None) -> list:
     return [(summary or {}).get(p) for p in _P]
 
 
+def _paced(pause_ms: float) -> str:
+    return f"after {_fmt(pause_ms)} ms idle" if pause_ms else "back to back"
+
+
 def render(r: dict) -> str:
     m, top = r.get("machine", {}), r.get("headline", {})
     durability = ", ".join(f"{k}={v}" for k, v in (r.get("durability") or {}).items())
@@ -44,6 +48,13 @@ def render(r: dict) -> str:
         "host: what it shows beyond the stack and the load generator was taken by others).",
         "",
     ]
+    if trips := m.get("round_trip_cpu"):
+        out += [
+            "CPU of one `SELECT 1` round trip to PostgreSQL on this host (client process / server backend): "
+            + "; ".join(f"{_paced(t['pause_ms'])} {_fmt(t['client_us'])} / {_fmt(t['backend_us'])} us" for t in trips)
+            + ". A wake-up from idle costs both sides CPU, so a registration's CPU falls as batches grow with the load.",
+            "",
+        ]
     out += ["## Targets (issue 7)", ""]
     out += _table(["target", "measured", "met"], [[t["target"], t["value"], t["met"]] for t in r.get("targets", [])])
     out += [

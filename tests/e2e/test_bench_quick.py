@@ -48,6 +48,8 @@ def test_quick_mode_writes_results_markdown_and_plots(tmp_path: Path) -> None:
     assert not results.get("errors"), results.get("errors")
     assert set(HEADLINE) <= set(results)
     assert {"cpu_model", "cores", "ram_gb", "python", "postgresql", "nats_server"} <= set(results["machine"])
+    trips = results["machine"]["round_trip_cpu"]
+    assert [t["pause_ms"] for t in trips] == [0.0, 2.0, 10.0] and all(t["client_us"] > 0 for t in trips)
     assert results["durability"]["fsync"] == "on" and results["durability"]["synchronous_commit"] == "on"
     for phase in PHASES:
         assert results[phase], phase
@@ -61,5 +63,6 @@ def test_quick_mode_writes_results_markdown_and_plots(tmp_path: Path) -> None:
     assert results["cpu_ms_per_registration_at_500"] == per_registration["e2e"]["machine"]
     markdown = (out / "latest.md").read_text()
     assert markdown.startswith("# dealreg benchmarks") and "## Targets" in markdown
+    assert "round trip to PostgreSQL on this host" in markdown
     for plot in ("latency.png", "detection.png"):
         assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", plot
