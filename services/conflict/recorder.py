@@ -15,7 +15,7 @@ from itertools import groupby
 import asyncpg
 
 from contracts.envelope import CloudEvent, encode
-from services.conflict import projector
+from services.conflict import policy_store, projector
 from services.conflict.domain.effects import Emit
 from services.conflict.observe import decided_on_commit, decision_span
 from services.eventlog.db import transaction_local
@@ -34,13 +34,22 @@ _NS = uuid.UUID("c6f1d7a4-51a3-4f0e-8f53-3e2f4a9d7b21")
 
 
 async def lock_program(conn: asyncpg.Connection, program_id: str) -> None:
-    """Decisions within a program are taken one at a time, across replicas (until commit)."""
+    """Decisions within a program are taken one at a time, across replicas (until commit).
+
+    The program's policy in force is read in the same round trip, once the lock is held, and
+    remembered for the transaction (`policy_store.in_force`)."""
     local = transaction_local(conn)
     held = local.setdefault("program_locks", set()) if local is not None else set()
     if program_id in held:  # a consumer's batch decides many facts of the program in one transaction
         return
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", zlib.crc32(f"conflict:{program_id}".encode()) - 2**31)
+    row = await conn.fetchrow(
+        "SELECT version, policy FROM conflict.lock_program($1, $2)",
+        zlib.crc32(f"conflict:{program_id}".encode()) - 2**31,
+        program_id,
+    )
     held.add(program_id)
+    if local is not None:
+        policy_store.remember(local, program_id, row)
 
 
 def event_id(cause_id: str, index: int) -> uuid.UUID:

@@ -11,9 +11,12 @@ import uuid
 import pytest
 
 from contracts.common import Customer, Money
+from contracts.conflict_events import PolicyPublished
 from contracts.envelope import encode, envelope
 from contracts.registration_events import RegistrationSubmitted
-from services.conflict import intake
+from services.conflict import intake, policy_store
+from services.conflict.domain.policy import DEFAULT_POLICY, policy_to_json
+from services.conflict.recorder import lock_program
 from tests.conftest import unique_id
 from tests.integration.scratch_database import scratch_database
 
@@ -100,3 +103,33 @@ async def test_concurrent_transactions_never_approve_two_claims_on_one_customer(
     for key, statuses in by_customer.items():
         assert sorted(statuses) == ["approved"] + ["waitlisted"] * (len(statuses) - 1), (key, statuses)
     assert {d["subject"]: d["n"] for d in decisions} == {r["claim_id"]: 1 for r in rows}
+
+
+async def test_the_next_holder_of_the_lock_decides_with_the_policy_published_under_it(server_dsn):
+    """The lock and the policy in force come in one round trip; the policy is read once the lock is
+    held, so a transaction that waited for the lock sees what its holder published."""
+    program = unique_id("policy")
+    published = PolicyPublished(
+        program_id=program, version=1, policy=policy_to_json(DEFAULT_POLICY), published_by="ops-1", published_at=T0
+    )
+    async with scratch_database(server_dsn) as pool, pool.acquire() as holder, pool.acquire() as waiter:
+        sent: list[str] = []
+        waiter.add_query_logger(lambda q: sent.append(q.query))
+
+        async def wait_and_decide() -> tuple[int, int]:
+            async with waiter.transaction():
+                await lock_program(waiter, program)
+                await asyncio.sleep(0)  # query loggers are called through the loop
+                asked = len(sent)
+                _, version = await policy_store.in_force(waiter, program)
+                await asyncio.sleep(0)
+                return version, len(sent) - asked
+
+        async with holder.transaction():
+            await lock_program(holder, program)
+            assert (await policy_store.in_force(holder, program))[1] == 0
+            waiting = asyncio.create_task(wait_and_decide())
+            await asyncio.sleep(0.3)
+            assert not waiting.done()  # it waits for the lock
+            await policy_store.project(holder, published)
+        assert await waiting == (1, 0)  # the policy published, and no round trip of its own
