@@ -21,19 +21,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.report import TARGETS
+
 ROOT = Path(__file__).resolve().parent.parent
-FIGURES = (
-    "burst_accepted_per_s",
-    "burst_drain_s",
-    "sustained_decided_per_s",
-    "reg_p99_ms_at_1000",
-    "e2e_p50_ms_at_500",
-    "e2e_p99_ms_at_500",
-    "detect_p99_ms_at_100k",
-    "detect_p99_ms_at_1m",
-    "replay_events_per_s",
-    "ratio_vs_eventsourcing",
-)
+# the figures the targets of issue 7 are checked on, each once, and the 100k detection p99 the 1M is held to
+FIGURES = tuple(dict.fromkeys([key for key, *_ in TARGETS] + ["detect_p99_ms_at_100k"]))
 
 
 def run_in(worktree: Path, command: list[str]) -> subprocess.CompletedProcess:
