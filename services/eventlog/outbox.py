@@ -6,6 +6,11 @@ publishes a batch with asynchronous acks, `Nats-Msg-Id` = event id (so JetStream
 inside its window, and consumers dedupe by event id beyond it), and deletes the rows only after
 every PubAck. Several replicas may run a relay: a session advisory lock lets one publish a schema's
 outbox at a time, which keeps the per-stream order; the others wait and take over if it dies.
+
+The relay's deletes commit without waiting for the WAL to reach the disk (`synchronous_commit` off
+on its own session): a delete lost in a crash only publishes its events again, which JetStream and
+the consumers drop as duplicates, while each wait for the disk is one more flush and wake-up of
+the server per batch (most of its commits, under load). The events themselves commit durably.
 """
 
 from __future__ import annotations
@@ -70,6 +75,8 @@ class OutboxRelay:
                     if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self.lock_key):
                         await _wait(stop, self.standby_interval)
                         continue
+                    # session-wide: undone when the pool takes the connection back (RESET ALL)
+                    await conn.execute("SET synchronous_commit = off")
                     # appenders of this process wake it directly, those of other replicas by NOTIFY
                     shared = getattr(conn, "shared", {})
                     try:

@@ -109,6 +109,35 @@ async def outbox_empty(pool) -> bool:
     return await pending(pool) == 0
 
 
+class SettingsSeen(OutboxRelay):
+    """The relay, noting its session's `synchronous_commit` before each batch."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen: list[str] = []
+
+    async def publish_batch(self, conn: asyncpg.Connection) -> int:
+        self.seen.append(await conn.fetchval("SHOW synchronous_commit"))
+        return await super().publish_batch(conn)
+
+
+async def test_the_relay_deletes_without_waiting_for_the_disk_and_gives_its_connection_back_durable(db, nc):
+    program = unique_id("prog")
+    async with reader(nc, program) as crm, running(SettingsSeen(db, nc.jetstream(), STORE, batch_size=2)) as relay:
+        for n in range(5):
+            await append(db, program, unique_id("s"), n)
+        await crm.until(5)
+        await wait_until(lambda: outbox_empty(db), what="the outbox to empty")
+    assert relay.seen and set(relay.seen) == {"off"}
+    # every connection of the pool, the relay's among them, commits durably again
+    conns = [await db.acquire() for _ in range(db.get_max_size())]
+    try:
+        assert {await c.fetchval("SHOW synchronous_commit") for c in conns} == {"on"}
+    finally:
+        for c in conns:
+            await db.release(c)
+
+
 async def test_an_event_stays_in_the_outbox_until_its_puback(db, nc):
     """No stream captures these subjects, so no PubAck comes back: nothing is marked sent."""
     program = unique_id("prog")
