@@ -18,7 +18,7 @@ import pytest
 from nats.js.api import StorageType, StreamConfig
 
 from deploy.nats import NatsServer
-from deploy.postgres import EmbeddedPostgres
+from deploy.postgres import EmbeddedPostgres, shared_buffers
 from deploy.processes import is_alive
 
 pytestmark = pytest.mark.integration
@@ -81,7 +81,12 @@ async def test_postgres_listens_on_tcp_with_the_configured_settings(postgres: Em
             ["max_connections", "fsync", "synchronous_commit"],
         )
         assert dict(settings) == {"max_connections": "300", "fsync": "on", "synchronous_commit": "on"}
-        assert await conn.fetchval("SHOW shared_buffers") == "256MB"
+        assert (
+            await conn.fetchval(
+                "SELECT setting::int8 * 8192 / 1048576 || 'MB' FROM pg_settings WHERE name = 'shared_buffers'"
+            )
+            == shared_buffers()
+        )
         assert await conn.fetchval("SELECT lower('ÄÖÜ')") == "äöü"  # a Unicode-aware locale
     finally:
         await conn.close()
@@ -201,3 +206,10 @@ def test_nats_start_replaces_a_server_left_by_a_crashed_run(tmp_path: Path):
     finally:
         next_run.stop()
         crashed_run.stop()
+
+
+def test_the_buffer_cache_is_a_quarter_of_the_memory_within_bounds():
+    gb = 2**30
+    assert shared_buffers(8 * gb) == "2048MB"
+    assert shared_buffers(24 * gb) == "4096MB"  # at most 4 GB
+    assert shared_buffers(gb // 4) == "128MB"  # at least PostgreSQL's default
