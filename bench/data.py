@@ -36,13 +36,17 @@ _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
 @functools.cache
-def _company_bases(seed: int, per_locale: int = 1500) -> dict[str, tuple[str, ...]]:
-    """Faker company names per country, drawn once per seed (Faker is slow; the pool is small)."""
+def _company_bases(seed: int, per_locale: int = 30_000) -> dict[str, tuple[str, ...]]:
+    """Faker company names per country, drawn once per seed: 8,000 to 27,000 distinct ones each
+    (surnames drawn uniformly, which is also 13 times faster than by their frequency). With the
+    industry words that is 250,000 to 850,000 names a country, so a million customers stay mostly
+    distinct, as a registry's are; a pool of 1,500 gave each name 4 to 9 firms at a million and made
+    nearly every new customer collide with an old one."""
     from faker import Faker
 
     out = {}
     for locale, country in LOCALES.items():
-        fake = Faker(locale)
+        fake = Faker(locale, use_weighting=False)
         fake.seed_instance(seed)
         out[country] = tuple(dict.fromkeys(fake.company() for _ in range(per_locale)))
     return out
