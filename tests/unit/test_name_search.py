@@ -48,6 +48,21 @@ def test_finds_exactly_the_similar_names_as_names_arrive(threshold):
     assert len(search) == len(set(added))
 
 
+@pytest.mark.parametrize("threshold", [0.3, 0.6, 0.8])
+def test_long_names_are_found_exactly_through_their_rarest_trigrams(threshold):
+    """Names of many words: most of a probe's trigrams are only searched for the names its rarest
+    ones bring, and a name too short or too long to reach the threshold is never scored."""
+    rng = random.Random(f"long/{threshold}")
+    search, added = NameSearch(), []
+    for _ in range(6):
+        names = [" ".join(random_name(rng) for _ in range(rng.choice((1, 2, 3)))) for _ in range(200)]
+        search.add(names)
+        added += names
+        for _ in range(40):
+            probe = rng.choice(added) if rng.random() < 0.5 else f"{rng.choice(added)} {random_name(rng)}"
+            assert set(search.similar(probe, threshold)) == brute_force(added, probe, threshold), probe
+
+
 def test_a_known_name_is_kept_once():
     search = NameSearch()
     search.add(["acme", "acme", "globex"])
@@ -73,3 +88,17 @@ def test_a_name_whose_float4_score_rounds_up_to_the_threshold_is_found():
     search = NameSearch()
     search.add(["ab", "cde"])
     assert search.similar("ab cde", threshold) == ["ab", "cde"]
+
+
+def test_a_lower_threshold_lists_every_name_again_and_a_higher_one_still_finds_exactly():
+    """One search asked at the threshold it was built for, then at a lower one (its names listed
+    again under longer prefixes), with names added between, then at a higher one again."""
+    rng = random.Random("thresholds")
+    search, added = NameSearch(), []
+    for threshold in (0.7, 0.4, 0.9, 0.2, 0.6):
+        names = [random_name(rng) for _ in range(150)]
+        search.add(names)
+        added += names
+        for _ in range(40):
+            probe = random_name(rng) if rng.random() < 0.7 else rng.choice(added)
+            assert set(search.similar(probe, threshold)) == brute_force(added, probe, threshold), probe
