@@ -99,6 +99,43 @@ def cpu_per_registration(r: dict) -> dict[str, dict[str, float]]:
     return out
 
 
+def cpu_budget(r: dict) -> list[dict]:
+    """What each throughput target leaves the host per registration (its cores over the rate: every
+    process's CPU, the load generator's and the decisions' included), beside what a registration
+    took in the phase that comes nearest: whether a target is in reach of the design or of tuning."""
+    cores = _get(r, "machine", "cores")
+    per = _get(r, "resources", "cpu_ms_per_registration") or {}
+    if not cores:
+        return []
+    burst_cores = _get(r, "resources", "cores", "burst", "machine")
+    accepted_per_s = _get(r, "burst", "accepted_per_s")
+    during_burst = round(burst_cores / accepted_per_s * 1000, 3) if burst_cores and accepted_per_s else None
+    kept_up = [
+        (name, per[name]["machine"])
+        for n, step in enumerate(_get(r, "sustained", "steps") or [])
+        if step.get("keeps_up") and (name := f"steady-{n} ({step['offered_per_s']:g}/s)") in per
+    ]
+    steady = kept_up[-1] if kept_up else (None, None)
+    rows = [
+        ("2,000/s accepted during a 30 s burst", 2000, during_burst, "burst, while it lasts"),
+        ("the burst's 60,000 decided within 60 s after it (90 s in all)", 60_000 / 90, _get(per, "burst", "machine"),
+         "burst and its drain"),
+        ("1,000/s decided end to end, sustained", 1000, steady[1], steady[0] and f"{steady[0]}, the last step kept up"),
+        ("500/s end to end (at the budget, the host is busy all the time)", 500, _get(per, "e2e", "machine"), "e2e at 500/s"),
+    ]  # fmt: skip
+    return [
+        {
+            "target": what,
+            "rate_per_s": round(rate, 1),
+            "budget_ms": round(cores * 1000 / rate, 3),
+            "measured_ms": measured,
+            "measured_in": where,
+            "within": None if measured is None else measured <= cores * 1000 / rate,
+        }
+        for what, rate, measured, where in rows
+    ]
+
+
 def check_targets(top: dict) -> list[dict]:
     rows = []
     for key, what, op, bound in TARGETS:

@@ -197,6 +197,21 @@ def render(r: dict) -> str:
             " accepted; `machine` counts every process on the host, the load generator included.",
             "",
         ]
+    if budget := r.get("cpu_budget"):
+        out += ["## What the throughput targets leave a registration (ms of the host's CPU)", ""]
+        out += _table(
+            ["target", "rate /s", "budget ms", "measured ms", "measured in", "within"],
+            [
+                [b["target"], b["rate_per_s"], b["budget_ms"], b["measured_ms"], b["measured_in"],
+                 {True: "yes", False: "no", None: "n/a"}[b["within"]]]
+                for b in budget
+            ],
+        )  # fmt: skip
+        out += [
+            "The budget is the host's cores over the rate: all the CPU one registration may take, its"
+            " decision, the load generator and PostgreSQL included, for the host to keep up at all.",
+            "",
+        ]
     if waits := (r.get("resources") or {}).get("pg_waits"):
         out += ["## PostgreSQL client backends by wait event (average number busy in each)", ""]
         rates = r["resources"].get("pg_rates", {})

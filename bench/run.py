@@ -171,6 +171,7 @@ async def run(args: argparse.Namespace) -> dict:
             "pg_rates": sampler.waits.rates,
         }
         results["resources"]["cpu_ms_per_registration"] = report.cpu_per_registration(results)
+        results["cpu_budget"] = report.cpu_budget(results)
         results["rss_steady_mb"] = {name: sampler.peak(name, list(report.STEADY_PHASES)) for name in services}
         results["rss_peak_mb"] = {name: sampler.peak(name) for name in services}
         results["hotspots"] = profiler.hotspots

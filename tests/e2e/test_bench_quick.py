@@ -64,5 +64,7 @@ def test_quick_mode_writes_results_markdown_and_plots(tmp_path: Path) -> None:
     markdown = (out / "latest.md").read_text()
     assert markdown.startswith("# dealreg benchmarks") and "## Targets" in markdown
     assert "round trip to PostgreSQL on this host" in markdown
+    assert [b["rate_per_s"] for b in results["cpu_budget"]] == [2000, 666.7, 1000, 500]
+    assert "## What the throughput targets leave a registration" in markdown
     for plot in ("latency.png", "detection.png"):
         assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", plot
