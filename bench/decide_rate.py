@@ -30,6 +30,7 @@ from services.conflict import intake
 from services.eventlog import db
 from services.eventlog.consumer import EventConsumer
 from services.eventlog.migrate import migrate
+from services.eventlog.statistics import StatisticsKeeper
 from services.logs import configure_logging
 from services.registration.domain import decide
 
@@ -93,9 +94,13 @@ async def decide_rate(server_dsn: str, nc: NATS, seed: int, count: int, cap_s: f
         filter_subject=f"dealreg.registration.{PROGRAM}.>", handle=intake.handle, exclusive=True,
         handle_batch=intake.handle_batch, partition=lambda ce: ce.program_id,
     )  # fmt: skip
+    # the service's planner statistics kept as the service keeps them: without, the claims grow from
+    # none unanalyzed until autovacuum's next look (up to a minute), and the candidate query is
+    # planned for an empty table until then (the rate halved, or not, by when that look came)
+    keeper = StatisticsKeeper(pool, "conflict")
     stop = asyncio.Event()
     started, cpu0 = time.perf_counter(), time.process_time()
-    task = asyncio.create_task(consumer.run(stop))
+    task = asyncio.gather(consumer.run(stop), keeper.run(stop))
     try:
         for _ in range(int(cap_s / 0.02)):  # polled: the consumer signals nothing when it is done
             if consumer.applied >= count:
