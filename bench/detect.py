@@ -31,7 +31,7 @@ from bench.harness import say
 from bench.stack import create_database
 from bench.stats import summary
 from contracts.common import Customer
-from services.conflict import claims_repo
+from services.conflict import claims_repo, name_index
 from services.conflict.deciding import claim_of
 from services.conflict.domain.claims import Claim
 from services.conflict.domain.identity import normalize_name
@@ -187,6 +187,22 @@ async def _probe_many(conn: asyncpg.Connection, claims: list[Claim], cap_s: floa
     return timings, found
 
 
+async def _first_search(conn: asyncpg.Connection, claims: list[Claim]) -> tuple[float, int]:
+    """The first `rivals` of a process that knows no names yet (a restart), for a probe in the
+    program's largest country: it reads all that country's names before it searches them."""
+    country = await conn.fetchval(
+        "SELECT country FROM conflict.claim_name_keys WHERE program_id = $1 GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
+        PROGRAM,
+    )
+    claim = next((c for c in claims if c.identity.country == country), claims[0])
+    name_index.forget(PROGRAM)
+    async with conn.transaction():
+        t0 = time.perf_counter()
+        await claims_repo.rivals(conn, claim, DEFAULT_POLICY)
+        elapsed = (time.perf_counter() - t0) * 1000
+    return round(elapsed, 1), name_index.known_names(PROGRAM, claim.identity.country)
+
+
 async def detection(server_dsn: str, seed: int, sizes: tuple[int, ...], probes: int, cap_s: float = 90.0) -> dict:
     dsn = await create_database(server_dsn, "bench_detect")
     await migrate(dsn)
@@ -209,10 +225,14 @@ async def detection(server_dsn: str, seed: int, sizes: tuple[int, ...], probes: 
             prewarmed = await conn.fetchval(_PREWARM)
             claims = _probes(seed, size, probes, "warm")
             warm, found = await _probe_many(conn, claims, cap_s / 2)
+            restart_ms, restart_names = await _first_search(conn, claims)
             out[str(size)] = {
                 "latency_ms": summary(warm),
                 "cold_latency_ms": summary(cold),
                 "probes_with_rivals": found,
+                # a process that has just started reads the names of the probe's program and country
+                "first_search_after_restart_ms": restart_ms,
+                "names_read_by_it": restart_names,
                 "prewarmed_mb": round(prewarmed * 8 / 1024),
                 "seed_s": round(seeded_s, 1),
                 "seed_rows_per_s": round(added / seeded_s),
@@ -221,7 +241,7 @@ async def detection(server_dsn: str, seed: int, sizes: tuple[int, ...], probes: 
             say(
                 f"detection at {size:,}: p50 {out[str(size)]['latency_ms']['p50']} ms, "
                 f"p99 {out[str(size)]['latency_ms']['p99']} ms, cold p99 {out[str(size)]['cold_latency_ms']['p99']}"
-                f" ms (seeded in {seeded_s:.0f}s)"
+                f" ms, first after a restart {restart_ms:,.0f} ms ({restart_names:,} names read; seeded in {seeded_s:.0f}s)"
             )
     finally:
         await conn.close()

@@ -165,6 +165,19 @@ def _read_under_lock(conn: asyncpg.Connection, program_id: str) -> dict[tuple[st
     return local.setdefault("names_read", {})
 
 
+def forget(program_id: str) -> None:
+    """Drop what this process knows of the program's names: the next search reads them all again,
+    as a process that has just started does."""
+    for key in [key for key in _known if key[0] == program_id]:
+        del _known[key]
+
+
+def known_names(program_id: str, country: str) -> int:
+    """How many of the program's names in `country` this process holds."""
+    known = _known.get((program_id, country))
+    return len(known.names) if known is not None else 0
+
+
 def added(program_id: str, country: str, name_key: str) -> None:
     """A claim of the open transaction carries `name_key` (a new claim, or a new name): known at once
     to the searches of this transaction (if the transaction rolls back, a name without claims stays,

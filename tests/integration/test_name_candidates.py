@@ -262,3 +262,24 @@ async def test_candidates_in_another_database_search_its_own_names(server_dsn):
                 f"{program}-99"
             ]
         assert await claims_repo.candidates(a, probe, policy, ["approved"]) == []
+
+
+async def test_a_program_forgotten_is_read_again_whole_and_the_others_are_kept(server_dsn):
+    """`forget` leaves the process as if it had just started for that program: its next search reads
+    every name of the country, and finds the same; another program's names stay known."""
+    program, other = unique_id("names"), unique_id("names")
+    async with scratch_database(server_dsn) as pool, pool.acquire() as conn:
+        for n, name in enumerate(("acme logistics", "acme logistic", "globex")):
+            await claims_repo.insert(conn, claim(program, n, name, "US"))
+        await claims_repo.insert(conn, claim(other, 9, "initech", "US"))
+        before = await name_index.similar_names(conn, program, "US", "acme logistic", 0.6)
+        await name_index.similar_names(conn, other, "US", "initech", 0.6)
+        assert name_index.known_names(program, "US") == 3 and name_index.known_names(other, "US") == 1
+
+        name_index.forget(program)
+        assert name_index.known_names(program, "US") == 0 and name_index.known_names(other, "US") == 1
+        reads: list[str] = []
+        conn.add_query_logger(lambda q: reads.append(q.query) if "claim_name_keys" in q.query else None)
+        assert await name_index.similar_names(conn, program, "US", "acme logistic", 0.6) == before
+        await asyncio.sleep(0)  # asyncpg calls its query loggers soon after, not at once
+        assert name_index.known_names(program, "US") == 3 and len(reads) == 1
