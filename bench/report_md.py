@@ -127,14 +127,16 @@ def render(r: dict) -> str:
         out += ["## Collision detection (`claims_repo.rivals`) against program size", ""]
         out += [
             "Probed after `pg_prewarm` read the program's claims and indexes into PostgreSQL's cache; `cold`:"
-            " other probes of the same kinds just after the bulk load.",
+            " other probes of the same kinds just after the bulk load; `first after a restart`: one probe in the"
+            " program's largest country by a process that knows none of its names yet, which reads them all first.",
             "",
         ]
         out += _table(
-            ["registrations", *[f"{p} ms" for p in _P], "cold p99 ms", "probes with rivals", "seeded in s"],
+            ["registrations", *[f"{p} ms" for p in _P], "cold p99 ms", "first after a restart ms", "names it read",
+             "probes with rivals", "seeded in s"],
             [
-                [int(k), *_pct(v["latency_ms"]), v.get("cold_latency_ms", {}).get("p99"), v["probes_with_rivals"],
-                 v["seed_s"]]
+                [int(k), *_pct(v["latency_ms"]), v.get("cold_latency_ms", {}).get("p99"),
+                 v.get("first_search_after_restart_ms"), v.get("names_read_by_it"), v["probes_with_rivals"], v["seed_s"]]
                 for k, v in d.items()
             ],
         )  # fmt: skip
