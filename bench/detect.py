@@ -200,7 +200,12 @@ async def _first_search(conn: asyncpg.Connection, claims: list[Claim]) -> tuple[
         t0 = time.perf_counter()
         await claims_repo.rivals(conn, claim, DEFAULT_POLICY)
         elapsed = (time.perf_counter() - t0) * 1000
-    return round(elapsed, 1), name_index.known_names(PROGRAM, claim.identity.country)
+    read = name_index.known_names(PROGRAM, claim.identity.country)
+    # every country's names known again, as before: the next size's probes read only what arrives
+    await name_index.similar_names_any_country(
+        conn, PROGRAM, claim.identity.name_key, DEFAULT_POLICY.match.name_similarity
+    )
+    return round(elapsed, 1), read
 
 
 async def detection(server_dsn: str, seed: int, sizes: tuple[int, ...], probes: int, cap_s: float = 90.0) -> dict:
