@@ -51,7 +51,7 @@ def shared_buffers(total_memory: int | None = None) -> str:
     return f"{mb}MB"
 
 
-SERVER_SETTINGS = {"max_connections": "300", "shared_buffers": shared_buffers()}  # fsync etc. stay durable
+SERVER_SETTINGS = {"max_connections": "300"}  # fsync etc. stay durable; shared_buffers sized at start
 _OS_USER_WHEN_ROOT = "embedded_postgres"  # postgres refuses to run as root
 _READY_TIMEOUT_S = 30
 _SOCKET_PATH_MAX = 107  # sizeof(sockaddr_un.sun_path) minus the terminating NUL
@@ -156,6 +156,7 @@ class EmbeddedPostgres:
             "port": str(port),
             "unix_socket_directories": str(socket_dir),
             **SERVER_SETTINGS,
+            "shared_buffers": shared_buffers(),
         }
         # pg_ctl hands -o to /bin/sh, hence the quoting
         options = " ".join(f"-c {shlex.quote(f'{name}={value}')}" for name, value in settings.items())
