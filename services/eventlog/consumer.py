@@ -22,11 +22,13 @@ import msgspec
 import structlog
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from contracts.envelope import DEAD_LETTER_PREFIX, CloudEvent, UnknownEventType, decode_data, decode_envelope
 from services.eventlog.observe import handling
+from services.eventlog.puller import Puller
 
 log = structlog.get_logger(__name__)
 
@@ -108,21 +110,32 @@ class EventConsumer:
             f" ON CONFLICT DO NOTHING RETURNING event_id::text"
         )
 
-    async def subscribe(self):
+    def _config(self) -> ConsumerConfig:
         several = isinstance(self.filter_subject, list)
-        return await self.js.pull_subscribe(
-            "" if several else self.filter_subject,
-            durable=self.durable,
-            stream=self.stream,
-            config=ConsumerConfig(
-                ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL,
-                ack_wait=self.ack_wait,
-                max_deliver=self.max_deliver + 1,
-                max_ack_pending=10_000,
-                filter_subjects=self.filter_subject if several else None,
-            ),
+        return ConsumerConfig(
+            name=self.durable,
+            durable_name=self.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.ack_wait,
+            max_deliver=self.max_deliver + 1,
+            max_ack_pending=10_000,
+            filter_subject=None if several else self.filter_subject,
+            filter_subjects=self.filter_subject if several else None,
         )
+
+    async def ensure(self) -> None:
+        """The durable consumer on the server, made if missing (one that exists is kept as it is)."""
+        try:
+            await self.js.consumer_info(self.stream, self.durable)
+        except NotFoundError:
+            await self.js.add_consumer(self.stream, config=self._config())
+
+    async def subscribe(self) -> JetStreamContext.PullSubscription:
+        """A `fetch`-style subscription to the durable (made if missing), for a caller that pulls
+        messages one request at a time; the consumer itself keeps a request open (`Puller`)."""
+        await self.ensure()
+        return await self.js.pull_subscribe_bind(self.durable, self.stream)
 
     async def run(self, stop: asyncio.Event) -> None:
         if not self.exclusive:
@@ -147,7 +160,9 @@ class EventConsumer:
                 await _pause(stop, 1.0)
 
     async def _consume(self, stop: asyncio.Event, leader: asyncpg.Connection | None = None) -> None:
-        sub = await self.subscribe()
+        await self.ensure()
+        puller = Puller(self.nc, self.stream, self.durable, batch=2 * self.batch_size)
+        await puller.start()
         loop = asyncio.get_running_loop()
         checked = loop.time()
         try:
@@ -156,12 +171,12 @@ class EventConsumer:
                     await leader.fetchval("SELECT 1", timeout=5)  # still holding the lock's session
                     checked = loop.time()
                 try:
-                    msgs = await sub.fetch(self.batch_size, timeout=0.5)
-                except (NatsTimeout, TimeoutError):
-                    continue
+                    msgs = await puller.take(self.batch_size, wait=0.5)
                 except Exception as e:
                     log.warning("consumer.fetch_failed", consumer=self.durable, error=repr(e))
                     await asyncio.sleep(0.5)
+                    continue
+                if not msgs:
                     continue
                 try:
                     await self.process_batch(msgs)
@@ -172,10 +187,9 @@ class EventConsumer:
                 if self.linger and len(msgs) < self.batch_size:
                     await _pause(stop, self.linger)
         finally:
-            # An interrupted fetch leaves a status message queued on the subscription, and draining
-            # the connection would wait for it until the drain timeout (30 s): unsubscribe instead.
+            # what was received and not applied is handed back at once, for the next leader
             with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+                await puller.stop()
 
     async def _decode(self, msg: Msg) -> tuple[CloudEvent, msgspec.Struct] | None:
         try:
