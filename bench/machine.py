@@ -15,7 +15,7 @@ import psutil
 
 from deploy.nats import _nats_server_binary
 
-_LIBRARIES = ("litestar", "uvicorn", "asyncpg", "nats-py", "msgspec", "aiohttp", "eventsourcing", "psycopg")
+_LIBRARIES = ("litestar", "uvicorn", "asyncpg", "nats-py", "msgspec", "httptools", "eventsourcing", "psycopg")
 
 
 def _cpu_model() -> str:
@@ -107,5 +107,5 @@ async def describe(database_url: str) -> dict:
         "libraries": {name: _version(name) for name in _LIBRARIES},
         "source": await asyncio.to_thread(source_version),
         "round_trip_cpu": round_trips,
-        "load_generator": "aiohttp (HTTP/1.1 keep-alive pool, asyncio tasks, uvloop) in its own process, on the same cores",
+        "load_generator": "asyncio protocols with httptools (HTTP/1.1 keep-alive pool, asyncio tasks, uvloop) in its own process, on the same cores",
     }

@@ -33,7 +33,7 @@ PHASES = ("burst", "sustained", "latency", "e2e", "peers", "detection", "replay"
 
 @pytest.mark.timeout(600)
 def test_quick_mode_writes_results_markdown_and_plots(tmp_path: Path) -> None:
-    for module in ("aiohttp", "matplotlib", "eventsourcing", "psycopg", "faker"):
+    for module in ("matplotlib", "eventsourcing", "psycopg", "faker"):
         pytest.importorskip(module, reason="the bench extra is not installed (pip install -e '.[bench]')")
     out = tmp_path / "results"
     run = subprocess.run(
