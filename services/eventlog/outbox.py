@@ -7,10 +7,13 @@ inside its window, and consumers dedupe by event id beyond it), and deletes the 
 every PubAck. Several replicas may run a relay: a session advisory lock lets one publish a schema's
 outbox at a time, which keeps the per-stream order; the others wait and take over if it dies.
 
-The relay's deletes commit without waiting for the WAL to reach the disk (`synchronous_commit` off
-on its own session): a delete lost in a crash only publishes its events again, which JetStream and
-the consumers drop as duplicates, while each wait for the disk is one more flush and wake-up of
-the server per batch (most of its commits, under load). The events themselves commit durably.
+The rows of a published batch are deleted by the statement that reads the next batch (one round
+trip per batch, not two; the read skips them), or on their own when no next batch comes within
+`delete_linger` (50 ms), and before the relay lets its lock go. Those deletes commit without
+waiting for the WAL to reach the disk (`synchronous_commit` off on the relay's own session): a
+delete lost in a crash only publishes its events again, which JetStream and the consumers drop as
+duplicates, while each wait for the disk is one more flush and wake-up of the server per batch
+(most of its commits, under load). The events themselves commit durably.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         standby_interval: float = 1.0,
         ack_timeout: float = 10.0,
+        delete_linger: float = 0.05,
     ) -> None:
         self.pool = pool
         self.js = js
@@ -51,14 +55,20 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self.standby_interval = standby_interval
         self.ack_timeout = ack_timeout
+        self.delete_linger = delete_linger
+        self._sent: list[int] = []  # global positions published and acknowledged, rows not yet deleted
         self.lock_key = zlib.crc32(f"dealreg-outbox-{store.schema}".encode())
         self.published = 0
         self._wake = asyncio.Event()
         s = store.schema
+        # $2: the rows of the batch before, deleted (by the same statement, so the read still sees
+        # them: it skips them)
         self._sql_batch = f"""
+            WITH sent AS (DELETE FROM {s}.outbox WHERE global_position = ANY($2::bigint[]))
             SELECT o.global_position, o.subject, e.event_id::text, e.event_type, e.program_id, e.subject,
                    e.data::text, e.traceparent, e.occurred_at
             FROM {s}.outbox o JOIN {s}.events e USING (global_position)
+            WHERE NOT EXISTS (SELECT FROM unnest($2::bigint[]) AS sent(p) WHERE sent.p = o.global_position)
             ORDER BY o.global_position LIMIT $1
         """
         self._sql_done = f"DELETE FROM {s}.outbox WHERE global_position = ANY($1::bigint[])"
@@ -83,6 +93,7 @@ class OutboxRelay:
                         shared[self.store.notify_channel] = self.wake
                         await conn.add_listener(self.store.notify_channel, self.wake)
                         await self._publish_loop(conn, stop)
+                        await self._delete_sent(conn)
                     finally:
                         if shared.get(self.store.notify_channel) == self.wake:
                             del shared[self.store.notify_channel]
@@ -99,15 +110,30 @@ class OutboxRelay:
             self._wake.clear()
             sent = await self.publish_batch(conn)
             if sent < self.batch_size:
-                waiter = asyncio.ensure_future(self._wake.wait())
-                stopper = asyncio.ensure_future(stop.wait())
-                await asyncio.wait({waiter, stopper}, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                stopper.cancel()
+                if self._sent and not await self._woken(stop, self.delete_linger):
+                    await self._delete_sent(conn)  # no next batch to take the delete along
+                await self._woken(stop, self.poll_interval)
+
+    async def _woken(self, stop: asyncio.Event, seconds: float) -> bool:
+        """Wait until an append wakes the relay, `stop` is set or `seconds` pass (False)."""
+        if self._wake.is_set() or stop.is_set():
+            return True
+        waiter = asyncio.ensure_future(self._wake.wait())
+        stopper = asyncio.ensure_future(stop.wait())
+        done, _ = await asyncio.wait({waiter, stopper}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        stopper.cancel()
+        return bool(done)
+
+    async def _delete_sent(self, conn: asyncpg.Connection) -> None:
+        if self._sent:
+            await conn.execute(self._sql_done, self._sent)
+            self._sent = []
 
     async def publish_batch(self, conn: asyncpg.Connection) -> int:
         """Publish one batch of pending events; returns how many were sent and acknowledged."""
-        rows = await conn.fetch(self._sql_batch, self.batch_size)
+        rows = await conn.fetch(self._sql_batch, self.batch_size, self._sent)
+        self._sent = []
         if not rows:
             return 0
         # one span per batch, linked to the spans that appended its events (each message still
@@ -139,7 +165,7 @@ class OutboxRelay:
         finally:
             for future in futures:
                 future.cancel()  # a future left waiting holds one of the client's pending-publish slots
-        await conn.execute(self._sql_done, [r[0] for r in rows])
+        self._sent = [r[0] for r in rows]  # deleted with the next read
         self.published += len(rows)
         return len(rows)
 

@@ -138,6 +138,33 @@ async def test_the_relay_deletes_without_waiting_for_the_disk_and_gives_its_conn
             await db.release(c)
 
 
+class DeletesCounted(OutboxRelay):
+    """The relay, counting the deletes it sends on their own (not with the next batch's read)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.alone = 0
+
+    async def _delete_sent(self, conn: asyncpg.Connection) -> None:
+        self.alone += bool(self._sent)
+        await super()._delete_sent(conn)
+
+
+async def test_a_batch_is_deleted_by_the_read_of_the_next_or_soon_after_the_last(db, nc):
+    program = unique_id("prog")
+    async with db.acquire() as conn:
+        for n in range(9):
+            await STORE.append(conn, unique_id("s"), ANY_VERSION, [event(n, "s")], program_id=program)
+    relay = DeletesCounted(db, nc.jetstream(), STORE, batch_size=2, poll_interval=30.0)
+    async with reader(nc, program) as crm, running(relay):
+        received = await crm.until(9)
+        # five batches, one round trip each: only the last one's rows are deleted on their own,
+        # a moment after it (not at the next poll, 30 s away)
+        await wait_until(lambda: outbox_empty(db), deadline=2, what="the outbox to empty")
+        assert relay.alone == 1
+    assert len(in_effect(received)) == 9 and relay.published == 9
+
+
 async def test_an_event_stays_in_the_outbox_until_its_puback(db, nc):
     """No stream captures these subjects, so no PubAck comes back: nothing is marked sent."""
     program = unique_id("prog")
