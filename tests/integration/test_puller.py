@@ -7,8 +7,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
+from deploy.nats import NatsServer
+from deploy.ports import free_tcp_port
+from services.eventlog.jetstream import connect
 from services.eventlog.puller import Puller
 from tests.conftest import unique_id
 
@@ -129,3 +133,38 @@ async def test_messages_received_and_not_taken_are_handed_back_at_once_on_stop(n
         assert sorted(m.data for m in again) == [b"1", b"2"]
     finally:
         await second.stop()
+
+
+async def _publish_once_up(js, subject: str, data: bytes, wait: float = 20.0) -> None:
+    """Publish as soon as the restarted server has reconnected and recovered its streams."""
+    async with asyncio.timeout(wait):
+        while True:
+            try:
+                await js.publish(subject, data, timeout=1.0)
+                return
+            except (NatsError, TimeoutError):
+                await asyncio.sleep(0.1)
+
+
+async def test_after_a_nats_restart_the_lost_request_is_asked_again_and_messages_flow(tmp_path):
+    server = NatsServer(tmp_path / "nats", port=free_tcp_port())
+    nc = await connect(server.start(), name="puller-restart")
+    try:
+        js = nc.jetstream()
+        await js.add_stream(StreamConfig(name=STREAM, subjects=["pullertest.>"]))
+        subject = "pullertest.restart"
+        puller = Puller(nc, STREAM, await _durable(js, subject), batch=10, heartbeat=0.5)
+        await puller.start()
+        await js.publish(subject, b"before")
+        (msg,) = await _take_all(puller, 1)
+        await msg.ack()
+        server.stop()  # the open request dies with the server; the stream and consumer are on disk
+        server.start()
+        await _publish_once_up(js, subject, b"after")
+        # no heartbeat for three intervals: the puller asks again (no message would ever come otherwise)
+        (msg,) = await _take_all(puller, 1, wait=10.0)
+        assert msg.data == b"after"
+        await puller.stop()
+    finally:
+        await nc.close()
+        server.stop()
