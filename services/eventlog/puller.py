@@ -36,7 +36,7 @@ _HEARTBEAT = "100"
 
 class Puller:
     def __init__(
-        self, nc: NATS, stream: str, durable: str, *, batch: int = 256, expires: float = 30.0, heartbeat: float = 2.0
+        self, nc: NATS, stream: str, durable: str, *, batch: int = 256, expires: float = 30.0, heartbeat: float = 1.0
     ) -> None:
         """`batch`: messages asked for in one request (at most 1.5 times that are ever asked for and
         not yet delivered); `expires`: how long a request waits on the server."""
