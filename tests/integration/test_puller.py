@@ -5,6 +5,8 @@ handed back on stop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 from nats.errors import Error as NatsError
@@ -37,6 +39,18 @@ async def _durable(js, subject: str, ack_wait: float = 30.0) -> str:
     return durable
 
 
+@contextlib.asynccontextmanager
+async def _started(nc, js, **options) -> AsyncIterator[tuple[Puller, str]]:
+    """A puller of a durable of its own on a subject of its own, stopped afterwards."""
+    subject = f"pullertest.{unique_id('s')}"
+    puller = Puller(nc, STREAM, await _durable(js, subject), **options)
+    await puller.start()
+    try:
+        yield puller, subject
+    finally:
+        await puller.stop()
+
+
 async def _take_all(puller: Puller, count: int, wait: float = 5.0) -> list:
     got: list = []
     async with asyncio.timeout(wait):
@@ -46,10 +60,7 @@ async def _take_all(puller: Puller, count: int, wait: float = 5.0) -> list:
 
 
 async def test_one_request_carries_many_messages_published_one_at_a_time(nc, js):
-    subject = f"pullertest.{unique_id('s')}"
-    puller = Puller(nc, STREAM, await _durable(js, subject), batch=100)
-    await puller.start()
-    try:
+    async with _started(nc, js, batch=100) as (puller, subject):
         for i in range(40):
             await js.publish(subject, str(i).encode())
             (msg,) = await _take_all(puller, 1)
@@ -57,15 +68,10 @@ async def test_one_request_carries_many_messages_published_one_at_a_time(nc, js)
             await msg.ack()
         # fetch() would have sent two requests per message; one stays open for all 40
         assert puller.requests == 1
-    finally:
-        await puller.stop()
 
 
 async def test_messages_that_arrive_meanwhile_come_as_one_batch_in_order_and_more_is_asked_for(nc, js):
-    subject = f"pullertest.{unique_id('s')}"
-    puller = Puller(nc, STREAM, await _durable(js, subject), batch=20)
-    await puller.start()
-    try:
+    async with _started(nc, js, batch=20) as (puller, subject):
         for i in range(15):
             await js.publish(subject, str(i).encode())
         await asyncio.sleep(0.3)  # the consumer busy with something else
@@ -78,22 +84,15 @@ async def test_messages_that_arrive_meanwhile_come_as_one_batch_in_order_and_mor
         assert [m.data for m in rest] == [str(i).encode() for i in range(15, 40)]
         assert puller.requests >= 2
         assert len(await puller.take(10, wait=0.2)) == 0
-    finally:
-        await puller.stop()
 
 
 async def test_an_expired_request_is_renewed(nc, js):
-    subject = f"pullertest.{unique_id('s')}"
-    puller = Puller(nc, STREAM, await _durable(js, subject), batch=10, expires=0.5, heartbeat=0.2)
-    await puller.start()
-    try:
+    async with _started(nc, js, batch=10, expires=0.5, heartbeat=0.2) as (puller, subject):
         assert await puller.take(1, wait=1.5) == []  # the first request expired meanwhile
         assert puller.requests >= 2
         await js.publish(subject, b"late")
         (msg,) = await _take_all(puller, 1)
         assert msg.data == b"late"
-    finally:
-        await puller.stop()
 
 
 async def test_asking_before_the_consumer_exists_does_not_loop_and_recovers_once_it_does(nc, js):
