@@ -4,8 +4,9 @@
 request answered at once (`no_wait`), its "404 no messages", then a request that waits: two
 requests and a status per batch, and under a steady trickle of events a batch is one event. The
 `Puller` keeps a request for `batch` messages open on the server instead, and asks for `batch` more
-once half of what it asked for has come (or a request has ended: expired, or cut short by the
-server). Messages reach the client as soon as they are stored, and wait in memory while the
+once fewer than half a batch is on its way or waiting to be taken (a request may also end: expire,
+or be cut short by the server). So it never holds more than one and a half batches, however far
+behind the consumer falls. Messages reach the client as soon as they are stored, and wait in memory while the
 previous batch is applied, so batches grow by themselves under load with no round trip between
 them.
 
@@ -87,7 +88,18 @@ class Puller:
             except TimeoutError:
                 return []
         ready = self._ready
-        return [ready.popleft() for _ in range(min(limit, len(ready)))]
+        taken = [ready.popleft() for _ in range(min(limit, len(ready)))]
+        await self._refill()
+        return taken
+
+    @property
+    def waiting(self) -> int:
+        """Messages received and not taken yet."""
+        return len(self._ready)
+
+    async def _refill(self) -> None:
+        if self._sub is not None and self._outstanding + len(self._ready) <= self.batch // 2:
+            await self._ask()
 
     def _heard(self, wait: float) -> None:
         self._ask_after = asyncio.get_running_loop().time() + wait
@@ -118,5 +130,4 @@ class Puller:
             self._heard(self.heartbeat)
             return
         self._heard(3 * self.heartbeat)
-        if self._outstanding <= self.batch // 2 and self._sub is not None:
-            await self._ask()
+        await self._refill()

@@ -86,6 +86,20 @@ async def test_messages_that_arrive_meanwhile_come_as_one_batch_in_order_and_mor
         assert len(await puller.take(10, wait=0.2)) == 0
 
 
+async def test_a_consumer_that_falls_behind_is_never_sent_more_than_one_and_a_half_batches(nc, js):
+    async with _started(nc, js, batch=20) as (puller, subject):
+        for i in range(200):
+            await js.publish(subject, str(i).encode())
+        await asyncio.sleep(0.5)  # the consumer busy: what it has not taken waits on the server
+        assert 20 <= puller.waiting <= 30
+        got = []
+        while len(got) < 200:
+            batch = await _take_all(puller, min(7, 200 - len(got)))
+            assert puller.waiting <= 30
+            got += batch
+        assert [m.data for m in got] == [str(i).encode() for i in range(200)]
+
+
 async def test_an_expired_request_is_renewed(nc, js):
     async with _started(nc, js, batch=10, expires=0.5, heartbeat=0.2) as (puller, subject):
         assert await puller.take(1, wait=1.5) == []  # the first request expired meanwhile
