@@ -39,8 +39,9 @@ class Puller:
     def __init__(
         self, nc: NATS, stream: str, durable: str, *, batch: int = 256, expires: float = 30.0, heartbeat: float = 1.0
     ) -> None:
-        """`batch`: messages asked for in one request (at most 1.5 times that are ever asked for and
-        not yet delivered); `expires`: how long a request waits on the server."""
+        """`batch`: messages asked for in one request (at most 1.5 times that are ever on their way
+        or waiting to be taken); `expires`: how long a request waits on the server; `heartbeat`: how
+        often the server says a waiting request is alive."""
         self.nc = nc
         self.batch = batch
         self.heartbeat = heartbeat
