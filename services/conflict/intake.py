@@ -77,11 +77,8 @@ async def handle_batch(conn: asyncpg.Connection, delivered: list[Delivered]) -> 
         if d is not None and isinstance(d.data, RegistrationSubmitted):
             run.append(d)
             continue
-        if len(run) > 1:
+        if run:
             await decide_run(conn, run, handle)
-        elif run:
-            with run[0].handling():
-                await handle(conn, run[0].ce, run[0].data)
         run = []
         if d is not None:
             with d.handling():

@@ -4,7 +4,8 @@ A claim approved by the rules changes its row twice (status, then protection), c
 timer and schedules its expiry timers: four round trips, most of a decision's. Carried out together
 they give the same rows: the two updates of the claim become one (the protection's end is the
 later value), and the timer rows they delete and insert are different ones (review_sla against
-expiry and expiring). A waitlisting or a rejection (status, review timer) is fused the same way.
+expiry and expiring). A waitlisting or a rejection (status, review timer) is fused the same way, and
+the expiry timers alone are one statement too.
 Any other sequence of changes is carried out one statement per change by the projector.
 """
 
@@ -27,6 +28,7 @@ _CLAIM = """
     )"""
 _DECIDED = f"WITH {_CLAIM} SELECT 1"
 _GRANTED = expiry_statement(10, prefix=f"WITH {_CLAIM}, ")
+_EXPIRY = expiry_statement(1)
 
 
 def fused(changes: list[Any]) -> tuple[str, tuple] | None:
@@ -42,6 +44,8 @@ def fused(changes: list[Any]) -> tuple[str, tuple] | None:
             ExpiryTimersSet() as x,
         ] if t.ref_id == s.claim_id == g.claim_id == x.ownership.claim_id and g.approved_at is not None:
             return _GRANTED, (*_claim_args(s, g.protected_until, g.approved_at), *expiry_args(x.ownership))
+        case [ExpiryTimersSet() as x]:  # an approval of a claim written later (`submission_runs`)
+            return _EXPIRY, expiry_args(x.ownership)
     return None
 
 

@@ -2,16 +2,19 @@
 
 One by one, each submission costs four round trips under the program's lock: insert its claim,
 fetch its candidates, append its decision, update the projections. A run of n submissions here
-costs four in all: the claims are inserted together, every candidate query is sent in one pipeline,
-the decisions are taken in memory in log order, and their appends and projection updates are sent
-in one pipeline each.
+costs about four in all: every candidate query is sent in one pipeline, the decisions are taken in
+memory in log order, and the projection updates, the claims (each written once, as decided) and
+the appends are sent in one pipeline each.
 
 The decisions are the ones `intake.handle` would take for the same facts in the same order, so
 they do not depend on how the facts were fetched in batches:
 
-- The candidates are fetched after the run's claims are inserted, so the names index and the
-  candidate query see every claim that exists when any of them is decided. A claim later in the
-  run is dropped from the candidates of the ones before it, which one by one it would not yet be.
+- The candidates fetched are the stored claims. The run's own claims are matched in memory: one by
+  one, a claim's candidates include the run's claims before it, with the status their decisions
+  gave them. The pure `collision` rules only confirm claims that the candidate query would find
+  (equal keys, or a similar name in the same country, and a shared product when required), so
+  confirming all of them finds the same rivals. They come after the stored ones, in log order, as
+  their sequence numbers will.
 - A decision changes claims (the one decided and its rivals); the changes are applied to the
   claims held in memory, and a later decision reads those, not the rows fetched before. The query
   filters on status: a claim it left out because of its status could only be missed if a decision
@@ -20,7 +23,8 @@ they do not depend on how the facts were fetched in batches:
 - Closed deals (incumbency) are read as one by one: no submission's decision closes a deal.
 
 Policies with a tie window pool submissions in the database, so their runs go one by one. A run
-stopped for any reason is rolled back and the consumer applies its facts one at a time.
+stopped for any reason (a submitted claim found stored already among them) is rolled back and the
+consumer applies its facts one at a time.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from services.conflict.projection_changes import (
 )
 from services.conflict.projector_fused import fused
 from services.conflict.recorder import STORE, lock_program, meta_of, prepared_appends
+from services.conflict.timer_changes import ExpiryTimersSet, ReviewTimerSet, TimersCancelled, TimerSet
 from services.eventlog.consumer import Delivered
 
 
@@ -74,19 +79,20 @@ async def decide_run(conn: asyncpg.Connection, run: list[Delivered], one_by_one:
             with d.handling():
                 await one_by_one(conn, d.ce, d.data)
         return
-    claims = await claims_repo.insert_many(
-        conn, [submitted_claim(e, policy) for e in facts], [encode(e.customer).decode() for e in facts]
-    )
+    # placeholders after every stored claim, in log order (only their order is read while deciding;
+    # the rows get their own sequence numbers, in the same order, when they are written)
+    claims = [replace(submitted_claim(e, policy), seq=_UNSTORED + i) for i, e in enumerate(facts)]
     found = await claims_repo.rival_candidates_many(conn, claims, policy)
     known: dict[str, Claim] = {c.claim_id: c for candidates in found for c in candidates}
     known.update((c.claim_id, c) for c in claims)
     incumbency = "incumbent_on_renewal" in policy.rules
-    later = set(ids)
-    writes = _Writes()
+    earlier: list[str] = []
+    writes = _Writes(ids)
     for d, e, claim, candidates in zip(run, facts, claims, found, strict=True):
-        later.discard(claim.claim_id)
         with d.handling():
-            current = [known[c.claim_id] for c in candidates if c.claim_id not in later]
+            # the stored candidates (in seq order), then the run's claims before this one
+            current = [known[c.claim_id] for c in candidates] + [known[i] for i in earlier]
+            earlier.append(claim.claim_id)
             live = [c for c in current if c.status in claims_repo.RIVAL_STATUSES]
             rivals = claims_repo.confirmed_rivals(claim, live, policy, {claim.claim_id})
             history = ()
@@ -106,27 +112,65 @@ async def decide_run(conn: asyncpg.Connection, run: list[Delivered], one_by_one:
                 _apply_to(known, changes)
                 await writes.project(conn, changes)
             decided_on_commit(conn, emits)
-    await writes.flush(conn)
+    await writes.flush(conn, [known[c.claim_id] for c in claims], [encode(e.customer).decode() for e in facts])
+
+
+_UNSTORED = 2**62
 
 
 class _Writes:
-    """The run's appends and projection updates, sent when the run is decided."""
+    """The run's appends and projection updates, sent when the run is decided.
 
-    def __init__(self) -> None:
+    The run's own claims are written once, at the end, as the decisions left them in memory
+    (`_apply_to`): their row changes are not sent, and neither is the cancelling of timers of theirs
+    that were never set (a claim not stored yet has none but those set in the run). Each claim is
+    then one insert of its final row, instead of an insert and an update of every index its status
+    is in."""
+
+    def __init__(self, unstored: set[str]) -> None:
+        self.unstored = unstored
+        self.timed: set[str] = set()  # the refs of timers set in the run
         self.appends: list = []
         self.statements: list[tuple[str, tuple]] = []
         self.claims: list[str] = []
 
     async def project(self, conn: asyncpg.Connection, changes: list) -> None:
+        changes = self._to_send(changes)
+        if not changes:
+            return
         if (statement := fused(changes)) is not None:
             self.statements.append(statement)
-            self.claims.append(statement[1][0])  # a fused statement changes one claim's rows
+            self.claims.append(_claim_of(changes[0]))  # a fused statement changes one claim's rows
             return
         await self._send_projections(conn)  # in order with those before it
         await projector.apply_changes(conn, changes)
 
-    async def flush(self, conn: asyncpg.Connection) -> None:
+    def _to_send(self, changes: list) -> list:
+        out = []
+        for c in changes:
+            match c:
+                case StatusDecided() | ProtectionGranted() | ClaimStatusSet() | ProtectionExtended() if (
+                    c.claim_id in self.unstored
+                ):
+                    continue
+                case ClaimsJoined():
+                    stored = tuple(i for i in c.claim_ids if i not in self.unstored)
+                    if stored:
+                        out.append(replace(c, claim_ids=stored))
+                    continue
+                case TimersCancelled() if c.ref_id in self.unstored and c.ref_id not in self.timed:
+                    continue
+                case TimerSet() | ReviewTimerSet() | ExpiryTimersSet():
+                    self.timed.add(_claim_of(c))
+            out.append(c)
+        return out
+
+    async def flush(self, conn: asyncpg.Connection, claims: list[Claim], customers_json: list[str]) -> None:
+        """Send what is left, then write the run's claims and its events."""
         await self._send_projections(conn)
+        stored = await claims_repo.insert_decided_many(conn, claims, customers_json)
+        if len(stored) < len(claims):
+            raise NotBatchable("a submitted claim is stored already")
         await STORE.append_pipelined(conn, self.appends)
         self.appends = []
 
@@ -144,6 +188,18 @@ class _Writes:
             for sql, args in self.statements:
                 await conn.execute(sql, *args)
         self.statements, self.claims = [], []
+
+
+def _claim_of(change) -> str:
+    """The claim (or other ref) whose rows a change of a fused statement, or a timer's, is about."""
+    match change:
+        case ExpiryTimersSet():
+            return change.ownership.claim_id
+        case ReviewTimerSet():
+            return change.registration_id
+        case TimerSet():
+            return change.ref_id
+    return change.claim_id
 
 
 def _apply_to(known: dict[str, Claim], changes: list) -> None:

@@ -265,8 +265,8 @@ async def test_a_run_rolled_back_counts_and_logs_its_decisions_once(server_dsn, 
     facts = history(program, seed=1)
     flush = submission_runs._Writes.flush
 
-    async def refused(self, conn):
-        await flush(self, conn)
+    async def refused(self, conn, *args):
+        await flush(self, conn, *args)
         raise submission_runs.NotBatchable("refused at the last write")
 
     counted = []
@@ -282,3 +282,56 @@ async def test_a_run_rolled_back_counts_and_logs_its_decisions_once(server_dsn, 
     assert counts["one_by_one"] > counts["batches"] / 2  # runs were refused, and decided again
     assert counted[1] == counted[0]
     assert sum(counted[0].values()) >= len({e.registration_id for _, e in facts if hasattr(e, "products")})
+
+
+def _delivered(facts: list) -> list[Delivered]:
+    return [Delivered("test", Msg(None, subject=f"dealreg.registration.{ce.program_id}.x"), ce, e) for ce, e in facts]
+
+
+async def _written(conn: asyncpg.Connection) -> dict[str, tuple[int, int, int]]:
+    """Rows inserted, updated and deleted in the claims and timers by this backend, not yet reported."""
+    rows = await conn.fetch(
+        "SELECT relname, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_xact_user_tables"
+        " WHERE schemaname = 'conflict' AND relname IN ('claims', 'timers')"
+    )
+    return {r["relname"]: (r["n_tup_ins"], r["n_tup_upd"], r["n_tup_del"]) for r in rows}
+
+
+async def test_a_run_writes_each_claim_once_as_decided(server_dsn):
+    """The run's claims are inserted with their decisions (approved, waitlisted, awaiting review),
+    never inserted pending and then updated: no claim row updated, no timer deleted."""
+    program = unique_id("runs")
+    submissions = [(ce, e) for ce, e in history(program, seed=7) if isinstance(e, RegistrationSubmitted)][:40]
+    async with scratch_database(server_dsn) as pool:
+        async with pool.acquire() as conn:
+            await prelude(conn, program, "disputed")
+        async with pool.acquire() as conn, conn.transaction():
+            before = await _written(conn)  # the backend's counts may hold earlier transactions' too
+            await intake.handle_batch(conn, _delivered(submissions))
+            after = await _written(conn)
+            written = {table: tuple(a - b for a, b in zip(after[table], before[table], strict=True)) for table in after}
+            statuses = {r[0] for r in await conn.fetch("SELECT DISTINCT status FROM conflict.claims")}
+    assert written["claims"] == (40, 0, 0), written
+    assert written["timers"][2] == 0, written
+    assert {"approved", "waitlisted", "pending_review"} <= statuses, statuses
+
+
+async def test_a_run_with_a_claim_stored_already_is_decided_one_by_one(server_dsn):
+    """A submission whose claim is stored already (never so from the registration service, which
+    submits a registration once) stops the run before anything is written; one by one, the stored
+    claim is kept and decided as before."""
+    program = unique_id("runs")
+    submissions = [(ce, e) for ce, e in history(program, seed=11) if isinstance(e, RegistrationSubmitted)][:6]
+    async with scratch_database(server_dsn) as pool:
+        async with pool.acquire() as conn:
+            await prelude(conn, program, "default")
+            async with conn.transaction():
+                await intake.handle(conn, *submissions[2])
+            before = await state(conn)
+            with pytest.raises(submission_runs.NotBatchable):
+                async with conn.transaction():
+                    await intake.handle_batch(conn, _delivered(submissions))
+            assert await state(conn) == before  # rolled back: nothing of the run is left
+            await one_by_one(pool, submissions)
+            claims = await conn.fetch("SELECT claim_id, status FROM conflict.claims WHERE kind = 'registration'")
+    assert sorted(r["claim_id"] for r in claims) == sorted(e.registration_id for _, e in submissions)
