@@ -214,8 +214,10 @@ async def _tables(conn: asyncpg.Connection) -> dict[str, list]:
         "claims": [
             tuple(r)
             for r in await conn.fetch(
-                "SELECT claim_id, status, protected_until, approved_at, conflict_id, attribution_percent, decided_at,"
-                " decided_by, policy_version, name_key, products FROM conflict.claims ORDER BY seq"
+                "SELECT claim_id, kind, program_id, partner_id, tier, deal_type, name_key, country, domain, duns,"
+                " tax_id, products, amount, currency, submitted_at, status, protected_until, approved_at,"
+                " conflict_id, attribution_percent, extensions, appeals, decided_at, decided_by, decided_level,"
+                " policy_version, customer::text FROM conflict.claims ORDER BY seq"
             )
         ],
         "conflicts": [tuple(r) for r in await conn.fetch("SELECT * FROM conflict.conflicts ORDER BY conflict_id")],
@@ -251,7 +253,7 @@ async def test_runs_decide_as_one_by_one(server_dsn, policy_name):
     # each decision counted (and logged) once: not again for a run rolled back and decided one by one
     assert counted[1] == counted[0]
     # the history is rich enough to mean something: claims of many statuses, conflicts opened
-    statuses = {row[1] for row in sequential["claims"]}
+    statuses = {row[15] for row in sequential["claims"]}
     assert len(statuses) >= 4, statuses
     if policy_name == "disputed":  # claims awaiting review contend; equal instants open conflicts
         assert sequential["conflicts"], "no conflict was opened"
