@@ -31,7 +31,16 @@ from services.eventlog.migrate import migrate
 DATABASE = "dealreg"
 SERVICES = ("registration", "conflict")
 _READY_TIMEOUT_S = 90.0
-DURABILITY_SETTINGS = ("fsync", "synchronous_commit", "full_page_writes", "wal_sync_method", "commit_delay")
+# what makes a commit durable, and how often checkpoints come (deploy.postgres.SERVER_SETTINGS)
+DURABILITY_SETTINGS = (
+    "fsync",
+    "synchronous_commit",
+    "full_page_writes",
+    "wal_sync_method",
+    "commit_delay",
+    "max_wal_size",
+    "checkpoint_timeout",
+)
 
 
 def with_database(dsn: str, name: str) -> str:

@@ -51,6 +51,7 @@ def test_quick_mode_writes_results_markdown_and_plots(tmp_path: Path) -> None:
     trips = results["machine"]["round_trip_cpu"]
     assert [t["pause_ms"] for t in trips] == [0.0, 2.0, 10.0] and all(t["client_us"] > 0 for t in trips)
     assert results["durability"]["fsync"] == "on" and results["durability"]["synchronous_commit"] == "on"
+    assert results["durability"]["checkpoint_timeout"] == "15min"
     for phase in PHASES:
         assert results[phase], phase
     for figure in (results["latency"]["250"]["latency_ms"], results["e2e"]["e2e_ms"]):

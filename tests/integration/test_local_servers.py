@@ -78,9 +78,19 @@ async def test_postgres_listens_on_tcp_with_the_configured_settings(postgres: Em
     try:
         settings = await conn.fetch(
             "SELECT name, setting FROM pg_settings WHERE name = ANY($1::text[])",
-            ["max_connections", "fsync", "synchronous_commit"],
+            ["max_connections", "fsync", "synchronous_commit", "full_page_writes"],
         )
-        assert dict(settings) == {"max_connections": "300", "fsync": "on", "synchronous_commit": "on"}
+        assert dict(settings) == {
+            "max_connections": "300",
+            "fsync": "on",
+            "synchronous_commit": "on",
+            "full_page_writes": "on",
+        }
+        # checkpoints by time, not by each gigabyte of WAL (SHOW gives the units)
+        assert [await conn.fetchval(f"SHOW {name}") for name in ("max_wal_size", "checkpoint_timeout")] == [
+            "8GB",
+            "15min",
+        ]
         assert (
             await conn.fetchval(
                 "SELECT setting::int8 * 8192 / 1048576 || 'MB' FROM pg_settings WHERE name = 'shared_buffers'"
