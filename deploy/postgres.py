@@ -56,7 +56,8 @@ def shared_buffers(total_memory: int | None = None) -> str:
 # load the event logs write about a gigabyte a minute, and after each checkpoint every page written
 # again is logged whole first (about 40% of the WAL's bytes in a benchmark run with the default
 # 1 GB, and most of the checkpointer's writes). The price: a crash replays more WAL before the
-# server opens again, and up to max_wal_size of disk holds it.
+# server opens again, up to max_wal_size of disk holds it, and until the first checkpoint each new
+# WAL segment is created and zero-filled (16 MB) rather than recycled.
 SERVER_SETTINGS = {"max_connections": "300", "max_wal_size": "8GB", "checkpoint_timeout": "15min"}
 _OS_USER_WHEN_ROOT = "embedded_postgres"  # postgres refuses to run as root
 _READY_TIMEOUT_S = 30
