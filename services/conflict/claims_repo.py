@@ -83,14 +83,6 @@ async def insert(conn: asyncpg.Connection, c: Claim, customer_json: str = "{}") 
     return _with_seq(c, seq)
 
 
-async def insert_many(conn: asyncpg.Connection, claims: list[Claim], customers_json: list[str]) -> list[Claim]:
-    """`insert` of each claim in order, pipelined in one round trip (their sequence numbers in order)."""
-    rows = await conn.fetchmany(_INSERT, [_insert_args(c, j) for c, j in zip(claims, customers_json, strict=True)])
-    for c in claims:
-        name_index.added(c.program_id, c.identity.country, c.identity.name_key)
-    return [_with_seq(c, r[0]) for c, r in zip(claims, rows, strict=True)]
-
-
 _INSERT_DECIDED = """
     INSERT INTO conflict.claims (claim_id, kind, program_id, partner_id, tier, deal_type, name_key, country,
         domain, duns, tax_id, products, amount, currency, submitted_at, status, customer, protected_until,
