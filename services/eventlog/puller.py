@@ -6,9 +6,9 @@ requests and a status per batch, and under a steady trickle of events a batch is
 `Puller` keeps a request for `batch` messages open on the server instead, and asks for `batch` more
 once fewer than half a batch is on its way or waiting to be taken (a request may also end: expire,
 or be cut short by the server). So it never holds more than one and a half batches, however far
-behind the consumer falls. Messages reach the client as soon as they are stored, and wait in memory while the
-previous batch is applied, so batches grow by themselves under load with no round trip between
-them.
+behind the consumer falls. Messages reach the client as soon as they are stored, and wait in
+memory while the previous batch is applied, so batches grow by themselves under load with no round
+trip between them.
 
 A request dies with the connection that sent it (a NATS restart, say). The server sends an idle
 heartbeat every `heartbeat` seconds while a request waits with nothing to deliver, so a puller that
@@ -99,7 +99,7 @@ class Puller:
         return len(self._ready)
 
     async def _refill(self) -> None:
-        if self._sub is not None and self._outstanding + len(self._ready) <= self.batch // 2:
+        if self._sub is not None and self._outstanding + self.waiting <= self.batch // 2:
             await self._ask()
 
     def _heard(self, wait: float) -> None:
