@@ -54,6 +54,44 @@ async def test_a_table_grown_from_empty_is_analyzed_and_planned_through_its_key_
         assert "claims_program_status" not in used, used
 
 
+async def _changed_since_analysis(conn, table: str) -> int:
+    await conn.execute("SELECT pg_stat_clear_snapshot()")
+    return await conn.fetchval(
+        "SELECT n_mod_since_analyze FROM pg_stat_user_tables WHERE schemaname || '.' || relname = $1", table
+    )
+
+
+async def _counted(conn, rows: int) -> None:
+    for _ in range(100):  # the server publishes a backend's counts within a second or so
+        if await _changed_since_analysis(conn, "conflict.claims") >= rows:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the server never counted {rows} rows changed in conflict.claims")
+
+
+async def test_a_large_table_is_analyzed_again_once_it_has_doubled_not_at_each_tenth(server_dsn):
+    program = unique_id("stats")
+    async with scratch_database(server_dsn) as pool:
+        keeper = StatisticsKeeper(pool, "conflict")
+        async with pool.acquire() as conn:
+            await conn.execute("ALTER TABLE conflict.claims SET (autovacuum_enabled = false)")  # no race
+            await conn.execute(_GROW, program, 10_000)
+            await _counted(conn, 10_000)  # else the counts published after the ANALYZE are added to it
+            await conn.execute("ANALYZE conflict.claims")
+            await conn.execute(_GROW, program + "-b", 3_000)  # 30% more: a tenth's rule analyzes now
+            await _counted(conn, 3_000)
+            assert "conflict.claims" not in await keeper.analyze_stale()
+            await conn.execute(_GROW, program + "-c", 8_000)  # 11,000 since: more than the 10,000 counted
+            analyzed: list[str] = []
+            for _ in range(100):
+                analyzed += await keeper.analyze_stale()
+                if "conflict.claims" in analyzed:
+                    break
+                await asyncio.sleep(0.1)
+            assert "conflict.claims" in analyzed
+            assert await _changed_since_analysis(conn, "conflict.claims") == 0
+
+
 async def test_the_keeper_keeps_looking_until_stopped(server_dsn):
     async with scratch_database(server_dsn) as pool:
         keeper = StatisticsKeeper(pool, "conflict", every=0.05)
