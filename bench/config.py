@@ -51,6 +51,8 @@ class Profile:
     peer_writers: int = 16
     decide_count: int = 5000  # submissions the decision engine decides alone
     decide_cap_s: float = 90.0
+    # WAL written (and its segments recycled) before the run: about what the pipeline phases write
+    recycled_wal_gb: float = 2.5
 
     def scaled(self, factor: float) -> Profile:
         """Every duration and size times `factor` (a smoke test of the harness itself uses 0.1 or so)."""
@@ -80,6 +82,7 @@ class Profile:
             detect_probes=max(50, int(self.detect_probes * factor)),
             decide_count=max(200, int(self.decide_count * factor)),
             partners=max(8, int(self.partners * min(factor, 1))),
+            recycled_wal_gb=self.recycled_wal_gb * factor,
         )
 
 
@@ -104,4 +107,5 @@ QUICK = Profile(
     peer_s=3.0,
     decide_count=1000,
     decide_cap_s=30.0,
+    recycled_wal_gb=0.25,
 )

@@ -118,6 +118,8 @@ async def run(args: argparse.Namespace) -> dict:
         say(f"PostgreSQL durability: {durability}")
         if durability["fsync"] != "on" or durability["synchronous_commit"] != "on":
             raise RuntimeError(f"PostgreSQL is not at its durable defaults: {durability}")
+        results["wal_recycled"] = wal = await stack.recycle_wal(profile.recycled_wal_gb)
+        say(f"WAL: {wal['gb_written']} GB written, checkpointed, {wal['segments_ready']} segments ready for reuse")
         results["machine"] = await describe(stack.database_url)
         nc = await connect(stack.nats_url, name="bench")
         services = stack.services

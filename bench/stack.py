@@ -31,6 +31,7 @@ from services.eventlog.migrate import migrate
 DATABASE = "dealreg"
 SERVICES = ("registration", "conflict")
 _READY_TIMEOUT_S = 90.0
+_WAL_CHUNK_MB = 64  # WAL written by one statement while recycled segments are prepared
 # what makes a commit durable, and how often checkpoints come (deploy.postgres.SERVER_SETTINGS)
 DURABILITY_SETTINGS = (
     "fsync",
@@ -164,6 +165,36 @@ class BenchStack:
                             f"{service.name} not ready in {_READY_TIMEOUT_S:.0f}s: see {service.log_path}"
                         )
                     await asyncio.sleep(0.1)
+
+    async def recycle_wal(self, gigabytes: float) -> dict[str, float]:
+        """Leave the server a supply of recycled WAL segments, as a server past its first checkpoints has.
+
+        A new cluster has none. Until its first checkpoint, each new 16 MB segment is created and filled
+        with zeros, and the fsync of a new file's blocks commits the file system's journal, which first
+        writes out every other file's newly allocated dirty data: measured here after the burst, one
+        segment in every few seconds held all commits for 50-300 ms (`pg_stat_io`, `wal` `init`), and
+        those stalls were the whole of the latency phase's p99 at 250/s. A server in its steady state
+        renames old segments for reuse at each checkpoint and creates almost none. The bench runs in a
+        cluster's first minutes, before any checkpoint is due, so it writes `gigabytes` of WAL first
+        (logical messages: no table is touched) and checkpoints: the segments then wait for reuse.
+        """
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            started = time.monotonic()
+            for _ in range(round(gigabytes * 1024 / _WAL_CHUNK_MB)):
+                await conn.execute(
+                    "SELECT pg_logical_emit_message(false, 'dealreg-bench', repeat('x', 1048576))"
+                    " FROM generate_series(1, $1)",
+                    _WAL_CHUNK_MB,
+                )
+            await conn.execute("CHECKPOINT")
+            ready = await conn.fetchval(
+                "SELECT count(*) FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'"
+                " AND name > pg_walfile_name(pg_current_wal_lsn())"
+            )
+            return {"gb_written": gigabytes, "seconds": round(time.monotonic() - started, 1), "segments_ready": ready}
+        finally:
+            await conn.close()
 
     async def durability(self) -> dict[str, str]:
         """The server's durability settings as it reports them (SHOW)."""

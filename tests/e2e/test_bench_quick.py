@@ -52,6 +52,7 @@ def test_quick_mode_writes_results_markdown_and_plots(tmp_path: Path) -> None:
     assert [t["pause_ms"] for t in trips] == [0.0, 2.0, 10.0] and all(t["client_us"] > 0 for t in trips)
     assert results["durability"]["fsync"] == "on" and results["durability"]["synchronous_commit"] == "on"
     assert results["durability"]["checkpoint_timeout"] == "15min"
+    assert results["wal_recycled"]["segments_ready"] >= 3  # 64 MB written: 4 segments, less the current one
     for phase in PHASES:
         assert results[phase], phase
     for figure in (results["latency"]["250"]["latency_ms"], results["e2e"]["e2e_ms"]):
@@ -65,6 +66,7 @@ def test_quick_mode_writes_results_markdown_and_plots(tmp_path: Path) -> None:
     markdown = (out / "latest.md").read_text()
     assert markdown.startswith("# dealreg benchmarks") and "## Targets" in markdown
     assert "round trip to PostgreSQL on this host" in markdown
+    assert "segments for reuse" in markdown
     assert [b["rate_per_s"] for b in results["cpu_budget"]] == [2000, 666.7, 1000, 500]
     assert "## What the throughput targets leave a registration" in markdown
     for plot in ("latency.png", "detection.png"):
