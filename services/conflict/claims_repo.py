@@ -189,7 +189,11 @@ async def candidates(
 
 
 async def rival_candidates_many(conn: asyncpg.Connection, claims: list[Claim], policy: Policy) -> list[list[Claim]]:
-    """The candidates `rivals` confirms, for each of `claims`, in one round trip."""
+    """The candidates `rivals` confirms, for each of `claims`, in one round trip (and one before it
+    for the names that arrived, in all their countries)."""
+    for program_id in {c.program_id for c in claims}:
+        countries = {c.identity.country for c in claims if c.program_id == program_id}
+        await name_index.read_arrived(conn, program_id, countries)
     args = [
         [*await _candidate_args(conn, c, policy, RIVAL_STATUSES, _overlap_required(c, policy)), i]
         for i, c in enumerate(claims)

@@ -4,9 +4,10 @@ Equal domain, DUNS or tax id come from b-tree indexes. Similar names come from m
 (``services.conflict.name_search``): each program's and country's distinct names, read once from
 ``conflict.claim_name_keys`` (kept by triggers on the claims, migrations 0006 and 0008), then
 before each search only those that arrived since (once per transaction when it holds the program's
-lock). `candidate_rows` reads those with the candidates of the names already known, in one round
-trip, and asks again only for a new name that is similar too. The names found lead to their claims through a b-tree on
-(program_id, name_key, status); the query is the SQL function ``conflict.candidate_claims``
+lock, and for all the countries of a batch of submissions at once: `read_arrived`).
+`candidate_rows` reads those with the candidates of the names already known, in one round trip, and
+asks again only for a new name that is similar too. The names found lead to their claims through a
+b-tree on (program_id, name_key, status); the query is the SQL function ``conflict.candidate_claims``
 (migration 0012), so that its plan is made once per session, not once per call.
 
 Nothing kept depends on the threshold, so a policy may change it at any time: no claim that the
@@ -17,6 +18,7 @@ read from (its oid is checked on every refresh, so a database created anew start
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -37,6 +39,17 @@ _ARRIVED = """
     FROM (SELECT oid FROM pg_database WHERE datname = current_database()) d
     LEFT JOIN conflict.claim_name_keys k ON k.program_id = $1 AND k.country = $2 AND k.seq > $3
     ORDER BY k.seq
+"""
+# The same for several countries of the program at once ($2, each with its own $3).
+_ARRIVED_MANY = """
+    SELECT d.oid::int8 AS database, w.country, k.seq, k.name_key
+    FROM (SELECT oid FROM pg_database WHERE datname = current_database()) d
+    CROSS JOIN unnest($2::text[], $3::int8[]) AS w(country, since)
+    LEFT JOIN LATERAL (
+        SELECT seq, name_key FROM conflict.claim_name_keys
+        WHERE program_id = $1 AND country = w.country AND seq > w.since
+    ) k ON true
+    ORDER BY w.country, k.seq
 """
 _COUNTRIES = "SELECT DISTINCT country FROM conflict.claim_name_keys WHERE program_id = $1 ORDER BY 1"
 
@@ -86,6 +99,38 @@ async def similar_names(
     if read is not None:
         read[key] = known
     return known.names.similar(name_key, threshold)
+
+
+async def read_arrived(conn: asyncpg.Connection, program_id: str, countries: Iterable[str]) -> None:
+    """Under the program's lock: the names of `countries` that arrived since this process last read
+    them, all in one round trip, so that the transaction's `similar_names` read none (a batch of
+    submissions names a few countries, each one round trip before). Without the lock, nothing."""
+    read = _read_under_lock(conn, program_id)
+    if read is None:
+        return
+    keys = sorted({(program_id, c) for c in countries} - {k for k, v in read.items() if _known.get(k) is v})
+    if len(keys) < 2:
+        return  # `similar_names` reads one as cheaply
+    before = [_known.get(key) for key in keys]
+    since = [known.seq if known is not None else 0 for known in before]
+    rows = await conn.fetch(_ARRIVED_MANY, program_id, [country for _, country in keys], since)
+    database = rows[0]["database"]  # (at least one row a country)
+    arrived: dict[str, list[tuple[int, str]]] = {}
+    for r in rows:
+        if r["seq"] is not None:
+            arrived.setdefault(r["country"], []).append((r["seq"], r["name_key"]))
+    # no await from here on: what was read is applied in seq order, what is known already skipped
+    for key, was in zip(keys, before, strict=True):
+        known = _known.get(key)
+        if known is not was or (known is not None and known.database != database):
+            continue  # started afresh meanwhile, or another database's: `similar_names` reads it alone
+        if known is None:
+            known = _known[key] = _Known(database)
+        new = [(seq, name) for seq, name in arrived.get(key[1], ()) if seq > known.seq]
+        if new:
+            known.names.add(name for _, name in new)
+            known.seq = new[-1][0]
+        read[key] = known
 
 
 @functools.cache

@@ -204,6 +204,44 @@ async def test_a_transaction_holding_the_program_lock_reads_the_names_once(serve
         assert len(reads) == 2
 
 
+async def test_a_batch_reads_the_names_that_arrived_in_all_its_countries_in_one_round_trip(server_dsn):
+    """A run of submissions in several countries reads the names that arrived in all of them at once
+    (under the program's lock), and finds the same candidates as claims searched one by one."""
+    from services.conflict.recorder import lock_program
+
+    program = unique_id("names")
+    policy = policy_at(0.6)
+    probes = [claim(program, 10 + i, f"acme logistix {c.lower()}", c) for i, c in enumerate(COUNTRIES)]
+    reads: list[str] = []
+    async with scratch_database(server_dsn) as pool, pool.acquire() as conn:
+        for i, country in enumerate(COUNTRIES):  # known to this process before the batch: read since
+            await claims_repo.insert(conn, claim(program, i, f"acme logistics {country.lower()}", country))
+        async with conn.transaction():
+            await lock_program(conn, program)
+            await name_index.similar_names(conn, program, "US", "acme", 0.6)
+        for i, country in enumerate(COUNTRIES):  # arrived since, in every country
+            await claims_repo.insert(conn, claim(program, 5 + i, f"acme logistic {country.lower()}", country))
+        expected = []
+        async with conn.transaction():  # one by one, without the lock: each reads on its own
+            for probe in probes:
+                expected.append(
+                    sorted(
+                        c.claim_id
+                        for c in await claims_repo.candidates(
+                            conn, probe, policy, claims_repo.RIVAL_STATUSES, probe.products
+                        )
+                    )
+                )
+        conn.add_query_logger(lambda q: reads.append(q.query) if "claim_name_keys" in q.query else None)
+        async with conn.transaction():
+            await lock_program(conn, program)
+            found = await claims_repo.rival_candidates_many(conn, probes, policy)
+        assert len(reads) == 1, reads
+        assert [sorted(c.claim_id for c in f) for f in found] == expected
+        for i, country in enumerate(COUNTRIES):
+            assert f"{program}-{i}" in expected[i] and f"{program}-{5 + i}" in expected[i], (country, expected[i])
+
+
 async def test_candidates_learn_the_names_that_arrived_in_the_same_round_trip(server_dsn):
     """Once a program's names are known, `candidates` asks for the claims of the similar names known
     and for the names that arrived since in one query; only a new similar name costs a second one.
