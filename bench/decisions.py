@@ -27,6 +27,7 @@ class DecisionWatcher:
         self.nc = nc
         self.program_id = program_id
         self.first: dict[str, float] = {}
+        self.stored: dict[str, float] = {}  # when JetStream stored that first decision (epoch seconds)
         self.events = 0
         self._sub = None
 
@@ -52,6 +53,7 @@ class DecisionWatcher:
         registration_id = _decode(msg.data).subject
         if registration_id not in self.first:
             self.first[registration_id] = now
+            self.stored[registration_id] = msg.metadata.timestamp.timestamp()
 
     def decided(self, ids: list[str] | None = None) -> int:
         if ids is None:

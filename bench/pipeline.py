@@ -6,6 +6,7 @@ Each measurement registers deals in a program of its own, so its decisions are t
 
 from __future__ import annotations
 
+from bench import e2e_stages
 from bench.decisions import DecisionWatcher
 from bench.harness import Bench, say
 from bench.loadgen import LoadResult
@@ -186,9 +187,11 @@ async def end_to_end(bench: Bench) -> dict:
             )
             waited = await watcher.wait_for([i for i, _ in result.ids], p.e2e_cap_s)
         lags = _decision_lags(result, watcher)
+        stages = await e2e_stages.measure(bench, program_id, result.ids, watcher)
     out = {
         **_load_figures(result),
         "e2e_ms": summary(lags),
+        "stages_ms": stages,
         "undecided": result.accepted - len(lags),
         "waited_after_load_s": round(waited, 2) if waited is not None else None,
     }

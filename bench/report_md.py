@@ -127,6 +127,14 @@ def render(r: dict) -> str:
             ["offered/s", "accepted/s", *[f"{p} ms" for p in _P], "undecided"],
             [[e["offered_per_s"], e["accepted_per_s"], *_pct(e["e2e_ms"]), e["undecided"]]],
         )
+        if stages := e.get("stages_ms"):
+            out += [
+                "Where the time goes (`bench/e2e_stages.py`): `published`, reply to the submitted event stored in"
+                " JetStream; `queued_and_decided`, to the conflict service writing the decision; `committed_and_published`,"
+                " to the decision stored in JetStream; `delivered`, to the consumer receiving it.",
+                "",
+            ]
+            out += _table(["stage", *[f"{p} ms" for p in _P]], [[name, *_pct(v)] for name, v in stages.items()])
     if d := r.get("detection"):
         out += ["## Collision detection (`claims_repo.rivals`) against program size", ""]
         out += [

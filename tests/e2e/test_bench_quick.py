@@ -55,6 +55,9 @@ def test_quick_mode_writes_results_markdown_and_plots(tmp_path: Path) -> None:
     assert results["wal_recycled"]["segments_ready"] >= 3  # 64 MB written: 4 segments, less the current one
     for phase in PHASES:
         assert results[phase], phase
+    stages = results["e2e"]["stages_ms"]
+    assert list(stages) == ["published", "queued_and_decided", "committed_and_published", "delivered"]
+    assert all(s["n"] > 0 for s in stages.values()), stages
     for figure in (results["latency"]["250"]["latency_ms"], results["e2e"]["e2e_ms"]):
         assert {"p50", "p90", "p99", "p99.9"} <= set(figure)
     assert results["burst_accepted_per_s"] > 0 and results["replay_events_per_s"] > 0
@@ -67,6 +70,7 @@ def test_quick_mode_writes_results_markdown_and_plots(tmp_path: Path) -> None:
     assert markdown.startswith("# dealreg benchmarks") and "## Targets" in markdown
     assert "round trip to PostgreSQL on this host" in markdown
     assert "segments for reuse" in markdown
+    assert "Where the time goes" in markdown
     assert [b["rate_per_s"] for b in results["cpu_budget"]] == [2000, 666.7, 1000, 500]
     assert "## What the throughput targets leave a registration" in markdown
     for plot in ("latency.png", "detection.png"):
