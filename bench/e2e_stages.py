@@ -19,6 +19,7 @@ host, one clock). Stages, in milliseconds, over the registrations of which every
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import msgspec
 from nats.aio.client import Client as NATS
@@ -26,6 +27,10 @@ from nats.js.api import DeliverPolicy
 
 from bench.stats import summary
 from contracts.envelope import JETSTREAM_STREAMS
+
+if TYPE_CHECKING:
+    from bench.decisions import DecisionWatcher
+    from bench.harness import Bench
 
 STAGES = ("published", "queued_and_decided", "committed_and_published", "delivered")
 
@@ -76,7 +81,9 @@ async def stored_times(nc: NATS, stream: str, subject: str, expected: int, quiet
     return out
 
 
-async def measure(bench, program_id: str, ids: list[tuple[str, float]], watcher) -> dict[str, dict]:
+async def measure(
+    bench: Bench, program_id: str, ids: list[tuple[str, float]], watcher: DecisionWatcher
+) -> dict[str, dict]:
     """The stages of one program's registrations: `ids` (id, reply time) from the load generator,
     `watcher` the `DecisionWatcher` that received their decisions."""
     offset = time.time() - time.monotonic()
