@@ -36,16 +36,20 @@ def _paced(pause_ms: float) -> str:
 def render(r: dict) -> str:
     m, top = r.get("machine", {}), r.get("headline", {})
     durability = ", ".join(f"{k}={v}" for k, v in (r.get("durability") or {}).items())
-    wal = r.get("wal_recycled") or {}
+    wal = r.get("wal_recycled")
+    prepared = (
+        f"Before the run, {_fmt(wal['gb_written'])} GB of WAL were written and checkpointed, leaving "
+        f"{wal['segments_ready']} segments for reuse, as a server past its first checkpoints has "
+        "(see `BenchStack.recycle_wal`). "
+        if wal
+        else ""
+    )
     load = [" / ".join(f"{x:.2f}" for x in r.get(k) or ()) for k in ("loadavg_at_start", "loadavg_at_end")]
     out = [f"# dealreg benchmarks ({r.get('mode')} run, {r.get('finished_at')})", ""]
     out += [
         f"Machine: {m.get('cpu_model')}, {m.get('cores')} cores, {m.get('ram_gb')} GB RAM, {m.get('os')}; "
         f"Python {m.get('python')}, PostgreSQL {m.get('postgresql')}, {m.get('nats_server')}. "
-        f"PostgreSQL durability: {durability}. Before the run, {_fmt(wal.get('gb_written'))} GB of WAL "
-        f"were written and checkpointed, leaving {wal.get('segments_ready')} segments for reuse, as a server "
-        "past its first checkpoints has (see `BenchStack.recycle_wal`). "
-        f"Load generator: {m.get('load_generator')}. "
+        f"PostgreSQL durability: {durability}. {prepared}Load generator: {m.get('load_generator')}. "
         f"Seed {r.get('seed')}; run took {_fmt(r.get('duration_s'))} s. Host busy before the run: "
         f"{_fmt(r.get('host_busy_cores_before'))} cores; load average {load[0]} at the start, "
         f"{load[1]} at the end (the `machine` CPU column below counts every process on the "

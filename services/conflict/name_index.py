@@ -92,10 +92,7 @@ async def similar_names(
             break
         # (another call started the names afresh while this one read: read again)
     # no await from here on: what was read is applied in seq order, what is known already skipped
-    arrived = [(r["seq"], r["name_key"]) for r in rows if r["seq"] is not None and r["seq"] > known.seq]
-    if arrived:
-        known.names.add(name for _, name in arrived)
-        known.seq = arrived[-1][0]
+    _learn(known, [(r["seq"], r["name_key"]) for r in rows if r["seq"] is not None])
     if read is not None:
         read[key] = known
     return known.names.similar(name_key, threshold)
@@ -126,10 +123,7 @@ async def read_arrived(conn: asyncpg.Connection, program_id: str, countries: Ite
             continue  # started afresh meanwhile, or another database's: `similar_names` reads it alone
         if known is None:
             known = _known[key] = _Known(database)
-        new = [(seq, name) for seq, name in arrived.get(key[1], ()) if seq > known.seq]
-        if new:
-            known.names.add(name for _, name in new)
-            known.seq = new[-1][0]
+        _learn(known, arrived.get(key[1], []))
         read[key] = known
 
 
@@ -176,9 +170,7 @@ async def candidate_rows(
         return await _candidates(conn, columns, args, names)
     # no await from here to the search: what arrived is applied in seq order, what is known skipped
     arrived = [(seq, name) for seq, name in zip(head["seqs"] or (), head["names"] or (), strict=True)]
-    if arrived:
-        known.names.add(name for _, name in arrived)
-        known.seq = max(known.seq, arrived[-1][0])
+    _learn(known, arrived)
     if read is not None:
         read[key] = known
     found = [r[3:] for r in rows if r[-1] is not None]
@@ -190,6 +182,14 @@ async def candidate_rows(
     more = await _candidates(conn, columns, [*args[:3], None, None, None, country, None, args[8]], extra)
     have = {r[-1] for r in found}
     return sorted([*found, *(tuple(r) for r in more if r[-1] not in have)], key=lambda r: r[-1])
+
+
+def _learn(known: _Known, arrived: list[tuple[int, str]]) -> None:
+    """Apply names read from the database, (seq, name) in seq order: those past what `known` holds."""
+    new = [(seq, name) for seq, name in arrived if seq > known.seq]
+    if new:
+        known.names.add(name for _, name in new)
+        known.seq = new[-1][0]
 
 
 def _similar(name: str, probe: str, threshold: float) -> bool:
