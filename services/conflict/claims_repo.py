@@ -147,30 +147,6 @@ async def load_many(conn: asyncpg.Connection, claim_ids: Iterable[str]) -> list[
     return [to_claim(r) for r in rows]
 
 
-async def _candidate_args(
-    conn: asyncpg.Connection, c: Claim, policy: Policy, statuses: list[str], sharing: Iterable[str] | None
-) -> list:
-    names = await name_index.similar_names(
-        conn, c.program_id, c.identity.country, c.identity.name_key, policy.match.name_similarity
-    )
-    return [
-        c.program_id,
-        c.claim_id,
-        statuses,
-        c.identity.domain,
-        c.identity.duns,
-        c.identity.tax_id,
-        c.identity.country,
-        names,
-        # a claim on none of these products is never a rival: neither fetched nor confirmed
-        list(sharing) if sharing is not None else None,
-    ]
-
-
-# the candidate query, each row naming which of the pipelined probes ($10) it answers
-_PROBED_CANDIDATES = f"SELECT $10::int AS probe, {_COLUMNS} FROM {name_index.CANDIDATES} ORDER BY seq"
-
-
 async def candidates(
     conn: asyncpg.Connection,
     c: Claim,
@@ -189,19 +165,20 @@ async def candidates(
 
 
 async def rival_candidates_many(conn: asyncpg.Connection, claims: list[Claim], policy: Policy) -> list[list[Claim]]:
-    """The candidates `rivals` confirms, for each of `claims`, in one round trip (and one before it
-    for the names that arrived, in all their countries)."""
-    for program_id in {c.program_id for c in claims}:
-        countries = {c.identity.country for c in claims if c.program_id == program_id}
-        await name_index.read_arrived(conn, program_id, countries)
-    args = [
-        [*await _candidate_args(conn, c, policy, RIVAL_STATUSES, _overlap_required(c, policy)), i]
-        for i, c in enumerate(claims)
-    ]
-    found: list[list[Claim]] = [[] for _ in claims]
-    for r in await conn.fetchmany(_PROBED_CANDIDATES, args):
-        found[r[0]].append(to_claim(r[1:]))
-    return found
+    """The candidates `rivals` confirms, for each of `claims` (under their program's lock), in one
+    round trip with the names that arrived since the last search (`name_index.candidate_rows_many`)."""
+    probes = [
+        (
+            [
+                c.program_id, c.claim_id, RIVAL_STATUSES, c.identity.domain, c.identity.duns, c.identity.tax_id,
+                c.identity.country, None, _overlap_required(c, policy),
+            ],
+            c.identity.name_key,
+        )
+        for c in claims
+    ]  # fmt: skip
+    found = await name_index.candidate_rows_many(conn, _COLUMNS, probes, policy.match.name_similarity)
+    return [[to_claim(r) for r in rows] for rows in found]
 
 
 def _overlap_required(c: Claim, policy: Policy) -> tuple[str, ...] | None:

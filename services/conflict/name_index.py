@@ -4,9 +4,9 @@ Equal domain, DUNS or tax id come from b-tree indexes. Similar names come from m
 (``services.conflict.name_search``): each program's and country's distinct names, read once from
 ``conflict.claim_name_keys`` (kept by triggers on the claims, migrations 0006 and 0008), then
 before each search only those that arrived since (once per transaction when it holds the program's
-lock, and for all the countries of a batch of submissions at once: `read_arrived`).
-`candidate_rows` reads those with the candidates of the names already known, in one round trip, and
-asks again only for a new name that is similar too. The names found lead to their claims through a
+lock). `candidate_rows` reads those with the candidates of the names already known, in one round
+trip, and asks again only for a new name that is similar too; `candidate_rows_many` does the same
+for a batch of submissions, all of them in one round trip. The names found lead to their claims through a
 b-tree on (program_id, name_key, status); the query is the SQL function ``conflict.candidate_claims``
 (migration 0012), so that its plan is made once per session, not once per call.
 
@@ -128,11 +128,12 @@ async def read_arrived(conn: asyncpg.Connection, program_id: str, countries: Ite
 
 
 @functools.cache
-def _combined(columns: str) -> str:
+def _combined(columns: str, probed: bool = False) -> str:
     """The candidate query for the names known, and on its first row (always one, with null columns
-    when nothing is found) the database's oid and the names that arrived after $10, oldest first."""
+    when nothing is found) the database's oid and the names that arrived after $10, oldest first.
+    `probed`: each row first names which of the pipelined probes ($11) it answers."""
     return f"""
-        SELECT a.database, a.seqs, a.names, c.* FROM (
+        SELECT {"$11::int AS probe, " if probed else ""}a.database, a.seqs, a.names, c.* FROM (
             SELECT (SELECT oid::int8 FROM pg_database WHERE datname = current_database()) AS database,
                 array_agg(k.seq ORDER BY k.seq) AS seqs, array_agg(k.name_key ORDER BY k.seq) AS names
             FROM conflict.claim_name_keys k WHERE k.program_id = $1 AND k.country = $7 AND k.seq > $10
@@ -176,10 +177,69 @@ async def candidate_rows(
     found = [r[3:] for r in rows if r[-1] is not None]
     asked = set(names)
     extra = [name for _, name in arrived if name not in asked and _similar(name, name_key, threshold)]
+    return await _with_extra(conn, columns, args, found, extra)
+
+
+async def candidate_rows_many(
+    conn: asyncpg.Connection, columns: str, probes: list[tuple[list, str]], threshold: float
+) -> list[list[asyncpg.Record | tuple]]:
+    """For each probe, (`args` as `candidate_rows` takes them, its name key): the rows
+    `candidate_rows` gives, under the program's lock, for all the probes in one round trip.
+
+    Each probe asks for the claims of the similar names known, and for the names of its country
+    that arrived since; only a probe that one of these is similar to asks again (seldom). Names of a
+    country this process never read are read first, all the batch's such countries at once.
+    """
+    for program_id in {args[0] for args, _ in probes}:
+        unknown = {args[6] for args, _ in probes if args[0] == program_id and (program_id, args[6]) not in _known}
+        await read_arrived(conn, program_id, unknown)
+    sent: list[tuple[_Known | None, set[str]]] = []
+    pipelined = []
+    for i, (args, name_key) in enumerate(probes):
+        program_id, country = args[0], args[6]
+        known = _known.get((program_id, country))
+        if known is None:  # never read (a single country of a batch: `read_arrived` left it)
+            names = await similar_names(conn, program_id, country, name_key, threshold)
+            known = _known[(program_id, country)]
+        else:
+            names = known.names.similar(name_key, threshold)
+        sent.append((known, set(names)))
+        pipelined.append([*args[:7], names, args[8], known.seq, i])
+    rows = await conn.fetchmany(_combined(columns, probed=True), pipelined)
+    heads: list[asyncpg.Record | None] = [None] * len(probes)
+    found: list[list[asyncpg.Record | tuple]] = [[] for _ in probes]
+    for r in rows:
+        if heads[r[0]] is None:
+            heads[r[0]] = r
+        if r[-1] is not None:
+            found[r[0]].append(r[4:])
+    out = []
+    for (args, name_key), (known, asked), head, rows_of in zip(probes, sent, heads, found, strict=True):
+        program_id, country = args[0], args[6]
+        if head["database"] != known.database:  # another database: its names, from the start
+            if _known.get((program_id, country)) is known:
+                _known.pop((program_id, country))
+            names = await similar_names(conn, program_id, country, name_key, threshold)
+            out.append(await _candidates(conn, columns, args, names))
+            continue
+        # no await from here to the search: what arrived is applied in seq order, what is known skipped
+        arrived = list(zip(head["seqs"] or (), head["names"] or (), strict=True))
+        _learn(known, arrived)
+        if (read := _read_under_lock(conn, program_id)) is not None:
+            read[(program_id, country)] = known
+        extra = [name for _, name in arrived if name not in asked and _similar(name, name_key, threshold)]
+        out.append(await _with_extra(conn, columns, args, rows_of, extra))
+    return out
+
+
+async def _with_extra(
+    conn: asyncpg.Connection, columns: str, args: list, found: list, extra: list[str]
+) -> list[asyncpg.Record | tuple]:
+    """`found`, and the claims of `extra` (new names found similar after the query), in seq order."""
     if not extra:
         return found
     # claims of the new similar names only (no key is equal to NULL)
-    more = await _candidates(conn, columns, [*args[:3], None, None, None, country, None, args[8]], extra)
+    more = await _candidates(conn, columns, [*args[:3], None, None, None, args[6], None, args[8]], extra)
     have = {r[-1] for r in found}
     return sorted([*found, *(tuple(r) for r in more if r[-1] not in have)], key=lambda r: r[-1])
 

@@ -204,23 +204,39 @@ async def test_a_transaction_holding_the_program_lock_reads_the_names_once(serve
         assert len(reads) == 2
 
 
-async def test_a_batch_reads_the_names_that_arrived_in_all_its_countries_in_one_round_trip(server_dsn):
-    """A run of submissions in several countries reads the names that arrived in all of them at once
-    (under the program's lock), and finds the same candidates as claims searched one by one."""
+async def test_a_batch_asks_for_its_candidates_and_the_names_that_arrived_in_one_round_trip(server_dsn):
+    """A run of submissions in several countries, under the program's lock, sends one query for all
+    its candidates and the names that arrived since in their countries (a similar one among these
+    costs one more), and finds the same candidates as claims searched one by one."""
     from services.conflict.recorder import lock_program
 
     program = unique_id("names")
     policy = policy_at(0.6)
     probes = [claim(program, 10 + i, f"acme logistix {c.lower()}", c) for i, c in enumerate(COUNTRIES)]
-    reads: list[str] = []
-    async with scratch_database(server_dsn) as pool, pool.acquire() as conn:
+    sent: list[str] = []
+
+    async def elsewhere(c: Claim) -> None:  # as another process writes: this one's searches not told
+        await other.fetchval(claims_repo._INSERT, *claims_repo._insert_args(c, "{}"))
+
+    async with scratch_database(server_dsn) as pool, pool.acquire() as conn, pool.acquire() as other:
         for i, country in enumerate(COUNTRIES):  # known to this process before the batch: read since
             await claims_repo.insert(conn, claim(program, i, f"acme logistics {country.lower()}", country))
         async with conn.transaction():
             await lock_program(conn, program)
-            await name_index.similar_names(conn, program, "US", "acme", 0.6)
-        for i, country in enumerate(COUNTRIES):  # arrived since, in every country
-            await claims_repo.insert(conn, claim(program, 5 + i, f"acme logistic {country.lower()}", country))
+            await claims_repo.rival_candidates_many(conn, probes, policy)
+        for i, country in enumerate(COUNTRIES):  # arrived since, in every country; not similar
+            await elsewhere(claim(program, 20 + i, f"globex {country.lower()}", country))
+        conn.add_query_logger(lambda q: sent.append(q.query))
+        async with conn.transaction():
+            await lock_program(conn, program)
+            await asyncio.sleep(0)
+            sent.clear()
+            found = await claims_repo.rival_candidates_many(conn, probes, policy)
+            await asyncio.sleep(0)  # query loggers are called soon after, from the loop
+            assert len(sent) == 1, sent
+        assert [sorted(c.claim_id for c in f) for f in found] == [[f"{program}-{i}"] for i in range(len(COUNTRIES))]
+        for i, country in enumerate(COUNTRIES):  # arrived since, in every country; similar
+            await elsewhere(claim(program, 5 + i, f"acme logistic {country.lower()}", country))
         expected = []
         async with conn.transaction():  # one by one, without the lock: each reads on its own
             for probe in probes:
@@ -232,14 +248,19 @@ async def test_a_batch_reads_the_names_that_arrived_in_all_its_countries_in_one_
                         )
                     )
                 )
-        conn.add_query_logger(lambda q: reads.append(q.query) if "claim_name_keys" in q.query else None)
+        name_index.forget(program)  # as the names were before: the similar ones not yet known
+        async with conn.transaction():
+            await lock_program(conn, program)
+            await claims_repo.rival_candidates_many(conn, probes[:1], policy)  # the names read whole
+        for i in range(len(COUNTRIES)):
+            await elsewhere(claim(program, 30 + i, f"acme logistic {COUNTRIES[i].lower()}", COUNTRIES[i]))
+            expected[i] = sorted([*expected[i], f"{program}-{30 + i}"])
         async with conn.transaction():
             await lock_program(conn, program)
             found = await claims_repo.rival_candidates_many(conn, probes, policy)
-        assert len(reads) == 1, reads
         assert [sorted(c.claim_id for c in f) for f in found] == expected
         for i, country in enumerate(COUNTRIES):
-            assert f"{program}-{i}" in expected[i] and f"{program}-{5 + i}" in expected[i], (country, expected[i])
+            assert {f"{program}-{n}" for n in (i, 5 + i, 30 + i)} <= set(expected[i]), (country, expected[i])
 
 
 async def test_candidates_learn_the_names_that_arrived_in_the_same_round_trip(server_dsn):
