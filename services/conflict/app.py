@@ -49,6 +49,7 @@ def workers(rt: Runtime) -> dict[str, Worker]:
             filter_subject=intake.FILTER_SUBJECTS,
             handle=intake.handle,
             handle_batch=intake.handle_batch,
+            mark_batch=intake.mark_batch,
             exclusive=True,
             partition=lambda ce: ce.program_id,
         ),

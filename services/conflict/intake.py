@@ -20,7 +20,7 @@ from services.conflict.deciding import amended_claim, decide, reevaluate_waitlis
 from services.conflict.domain import ownership
 from services.conflict.domain.effects import status_event
 from services.conflict.domain.policy import tie_window
-from services.conflict.recorder import lock_program, meta_of, record
+from services.conflict.recorder import lock_program, mark_and_lock_program, meta_of, record
 from services.conflict.submission_runs import decide_run
 from services.eventlog.consumer import Delivered
 
@@ -44,6 +44,11 @@ _DECIDED_ON = (
 FILTER_SUBJECTS = [
     f"dealreg.registration.*.{name}" for name, kind in REGISTRATION_EVENTS.items() if kind in _DECIDED_ON
 ]
+
+
+# a batch of one program's facts is marked processed with the program's lock taken (which every fact
+# decided on takes first), in one round trip
+mark_batch = mark_and_lock_program
 
 
 async def handle(conn: asyncpg.Connection, ce: CloudEvent, e: msgspec.Struct) -> None:

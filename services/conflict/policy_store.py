@@ -30,7 +30,7 @@ async def in_force(conn: asyncpg.Connection, program_id: str) -> tuple[Policy, i
     return found
 
 
-def remember(local: dict, program_id: str, row: asyncpg.Record | None) -> None:
+def remember(local: dict, program_id: str, row: asyncpg.Record | tuple | None) -> None:
     """Keep for the transaction the latest policy, read under the program's lock as (version, policy
     text), or None for none published."""
     local[("policy", program_id)] = _found(row)
@@ -44,7 +44,7 @@ async def _latest(conn: asyncpg.Connection, program_id: str) -> tuple[Policy, in
     return _found(row)
 
 
-def _found(row: asyncpg.Record | None) -> tuple[Policy, int]:
+def _found(row: asyncpg.Record | tuple | None) -> tuple[Policy, int]:
     if row is None:
         return DEFAULT_POLICY, 0
     return _decoder.decode(row[1]), row[0]

@@ -39,16 +39,45 @@ async def lock_program(conn: asyncpg.Connection, program_id: str) -> None:
     The program's policy in force is read in the same round trip, once the lock is held, and
     remembered for the transaction (`policy_store.in_force`)."""
     local = transaction_local(conn)
-    held = local.setdefault("program_locks", set()) if local is not None else set()
-    if program_id in held:  # a consumer's batch decides many facts of the program in one transaction
-        return
-    row = await conn.fetchrow(
-        "SELECT version, policy FROM conflict.lock_program($1, $2)",
-        zlib.crc32(f"conflict:{program_id}".encode()) - 2**31,
-        program_id,
+    if local is not None and program_id in local.get("program_locks", ()):
+        return  # a consumer's batch decides many facts of the program in one transaction
+    row = await conn.fetchrow("SELECT version, policy FROM conflict.lock_program($1, $2)", *_lock_args(program_id))
+    _held(conn, program_id, row)
+
+
+# the intake's marks of a batch of one program's facts, and the program's lock with its policy
+_MARK_AND_LOCK = """
+    WITH marked AS (
+        INSERT INTO conflict.processed (consumer, event_id) SELECT $3, unnest($4::uuid[])
+        ON CONFLICT DO NOTHING RETURNING event_id::text AS event_id
     )
-    held.add(program_id)
+    SELECT ARRAY(SELECT event_id FROM marked) AS fresh, l.version, l.policy
+    FROM (SELECT) AS one LEFT JOIN LATERAL conflict.lock_program($1, $2) AS l ON true
+"""
+
+
+async def mark_and_lock_program(
+    conn: asyncpg.Connection, consumer: str, event_ids: list[str], program_id: str
+) -> set[str]:
+    """A consumer's batch of one program's facts marked processed (the ids marked now returned), and
+    the program's lock taken with its policy read (`lock_program`), in one round trip: every fact
+    the intake decides on takes the lock first. (The lock is taken by the statement; the policy is
+    read by a statement of its own once it is held; the marks concern this consumer alone.)"""
+    row = await conn.fetchrow(_MARK_AND_LOCK, *_lock_args(program_id), consumer, event_ids)
+    _held(conn, program_id, (row["version"], row["policy"]) if row["version"] is not None else None)
+    return set(row["fresh"])
+
+
+def _lock_args(program_id: str) -> tuple[int, str]:
+    return zlib.crc32(f"conflict:{program_id}".encode()) - 2**31, program_id
+
+
+def _held(conn: asyncpg.Connection, program_id: str, row: asyncpg.Record | tuple | None) -> None:
+    """The program's lock is held until the transaction ends, and `row` (version, policy text; None
+    for none published) is its policy in force."""
+    local = transaction_local(conn)
     if local is not None:
+        local.setdefault("program_locks", set()).add(program_id)
         policy_store.remember(local, program_id, row)
 
 

@@ -50,6 +50,8 @@ class Delivered:
 
 
 BatchHandler = Callable[[asyncpg.Connection, list[Delivered]], Awaitable[None]]
+# (connection, consumer, event ids, partition) -> the ids marked processed now
+BatchMarker = Callable[[asyncpg.Connection, str, list[str], str], Awaitable[set[str]]]
 
 
 class PoisonMessage(Exception):
@@ -73,6 +75,7 @@ class EventConsumer:
         exclusive: bool = False,
         partition: Callable[[CloudEvent], str] | None = None,
         handle_batch: BatchHandler | None = None,
+        mark_batch: BatchMarker | None = None,
         linger: float = 0.0,
     ) -> None:
         """`filter_subject`: the subjects it is given, one or several (JetStream filters them, so
@@ -81,7 +84,10 @@ class EventConsumer:
         within a fetched batch, events of different partitions (say, programs) are applied
         concurrently, each partition in order in its own transaction. `handle_batch`: applies the
         new messages of such a transaction together, in order, in place of `handle` one by one
-        (if it fails, each message is applied alone with `handle`). `linger`: after a batch smaller
+        (if it fails, each message is applied alone with `handle`). `mark_batch`: marks such a
+        transaction's events processed in place of the consumer's own statement, returning the ids
+        it marked now, so that the handlers' first statement (say, the partition's lock) can go in
+        the same round trip. `linger`: after a batch smaller
         than `batch_size`, wait this long before fetching again, so that the next batch gathers
         what arrived meanwhile: fewer, larger batches (less CPU per event) for that much more delay."""
         self.nc = nc
@@ -97,6 +103,7 @@ class EventConsumer:
         self.exclusive = exclusive
         self.partition = partition
         self.handle_batch = handle_batch
+        self.mark_batch = mark_batch
         self.linger = linger
         self.lock_key = zlib.crc32(f"dealreg-consumer-{durable}".encode())
         self.applied = 0
@@ -210,12 +217,12 @@ class EventConsumer:
                 key = self.partition(item[0]) if self.partition else ""
                 groups.setdefault(key, []).append((msg, *item))
         if len(groups) <= 1:
-            for group in groups.values():
-                await self._apply_group(group)
+            for key, group in groups.items():
+                await self._apply_group(group, key)
             return
-        await asyncio.gather(*(self._apply_group(g) for g in groups.values()))
+        await asyncio.gather(*(self._apply_group(g, key) for key, g in groups.items()))
 
-    async def _apply_group(self, decoded: list[tuple[Msg, CloudEvent, msgspec.Struct]]) -> None:
+    async def _apply_group(self, decoded: list[tuple[Msg, CloudEvent, msgspec.Struct]], key: str = "") -> None:
         """In one transaction; if anything in it fails, one message at a time, so that only the
         failing one is retried."""
         if len(decoded) == 1:
@@ -224,12 +231,15 @@ class EventConsumer:
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 # the whole batch marked processed in one statement: what was already is skipped
-                marked = await conn.fetch(self._sql_mark_many, self.durable, [ce.id for _, ce, _ in decoded])
-                fresh = {r[0] for r in marked}
+                ids = [ce.id for _, ce, _ in decoded]
+                if self.mark_batch is not None:
+                    fresh = await self.mark_batch(conn, self.durable, ids, key)
+                else:
+                    fresh = {r[0] for r in await conn.fetch(self._sql_mark_many, self.durable, ids)}
                 new = []
                 for msg, ce, data in decoded:
-                    if (key := str(uuid.UUID(ce.id))) in fresh:
-                        fresh.discard(key)  # twice in one batch: applied once
+                    if (event_key := str(uuid.UUID(ce.id))) in fresh:
+                        fresh.discard(event_key)  # twice in one batch: applied once
                         new.append(Delivered(self.durable, msg, ce, data))
                 if self.handle_batch is not None and len(new) > 1:
                     await self.handle_batch(conn, new)

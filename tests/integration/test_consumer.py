@@ -344,3 +344,36 @@ async def test_lingering_gathers_what_arrives_meanwhile_into_one_batch(subject):
             await subject.publish(subject.event(level))
         await wait_until(lambda: _count(subject, 6), what="six effects")
     assert batches == [[1], [2, 3, 4, 5, 6]]
+
+
+async def test_a_batch_marker_marks_each_transactions_events_and_says_which_are_new(subject):
+    """With `mark_batch`, a partition's transaction marks its events through it (told the
+    partition's key) in place of the consumer's own statement, and only the ids it returns as
+    marked now are applied."""
+    calls: list[tuple[str, int]] = []
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+
+    async def marker(conn, consumer, event_ids, key) -> set[str]:
+        calls.append((key, len(event_ids)))
+        rows = await conn.fetch(
+            "INSERT INTO registration.processed (consumer, event_id) SELECT $1, unnest($2::uuid[])"
+            " ON CONFLICT DO NOTHING RETURNING event_id::text",
+            consumer, event_ids,
+        )  # fmt: skip
+        return {r[0] for r in rows} - {ids[1]}  # as if the second had been marked before
+
+    async def together(conn, delivered) -> None:
+        for d in delivered:
+            await conn.execute(
+                "INSERT INTO public.consumer_test_effects (consumer, event_id, level) VALUES ($1, $2, $3)",
+                subject.durable, d.ce.id, d.data.level,
+            )  # fmt: skip
+
+    for level, event_id in zip((30, 31, 32), ids, strict=True):
+        await subject.publish(subject.event(level, event_id))
+    consumer = subject.consumer(handle_batch=together, mark_batch=marker, partition=lambda ce: ce.program_id)
+    async with running(consumer):
+        await wait_until(lambda: _count(subject, 2), what="two effects")
+    assert calls == [(subject.program, 3)]
+    assert [level for _, level in await subject.effects()] == [30, 32]
+    assert await subject.processed() == 3

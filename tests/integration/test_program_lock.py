@@ -133,3 +133,50 @@ async def test_the_next_holder_of_the_lock_decides_with_the_policy_published_und
             assert not waiting.done()  # it waits for the lock
             await policy_store.project(holder, published)
         assert await waiting == (1, 0)  # the policy published, and no round trip of its own
+
+
+async def test_a_batch_is_marked_processed_and_its_program_locked_in_one_round_trip(server_dsn):
+    """The intake marks a batch of one program's facts processed and takes the program's lock in one
+    statement: it waits for the lock's holder, then reads the policy that one published; it returns
+    the ids marked now (not one marked before), and the deciding that follows in the transaction
+    sends no lock or policy query of its own."""
+    program = unique_id("policy")
+    published = PolicyPublished(
+        program_id=program, version=1, policy=policy_to_json(DEFAULT_POLICY), published_by="ops-1", published_at=T0
+    )
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    async with scratch_database(server_dsn) as pool, pool.acquire() as holder, pool.acquire() as waiter:
+        await waiter.execute(
+            "INSERT INTO conflict.processed (consumer, event_id) VALUES ($1, $2::uuid)", intake.CONSUMER, ids[0]
+        )
+        sent: list[str] = []
+        waiter.add_query_logger(lambda q: sent.append(q.query))
+
+        async def mark_and_decide() -> tuple[set[str], int, int]:
+            async with waiter.transaction():
+                fresh = await intake.mark_batch(waiter, intake.CONSUMER, ids, program)
+                await asyncio.sleep(0)  # query loggers are called through the loop
+                asked = len(sent)
+                await lock_program(waiter, program)
+                _, version = await policy_store.in_force(waiter, program)
+                await asyncio.sleep(0)
+                return fresh, version, len(sent) - asked
+
+        async with holder.transaction():
+            await lock_program(holder, program)
+            waiting = asyncio.create_task(mark_and_decide())
+            await asyncio.sleep(0.3)
+            assert not waiting.done()  # it waits for the lock
+            await policy_store.project(holder, published)
+        assert await waiting == (set(ids[1:]), 1, 0)
+        marked = await waiter.fetchval(
+            "SELECT count(*) FROM conflict.processed WHERE consumer = $1 AND event_id = ANY($2::uuid[])",
+            intake.CONSUMER,
+            ids,
+        )
+        assert marked == 3
+        async with waiter.transaction():  # a program without a policy: the default
+            assert await intake.mark_batch(waiter, intake.CONSUMER, ids, unique_id("policy")) == set()  # all marked
+            other = unique_id("policy")
+            assert await intake.mark_batch(waiter, intake.CONSUMER, [str(uuid.uuid4())], other) != set()
+            assert await policy_store.in_force(waiter, other) == (DEFAULT_POLICY, 0)
