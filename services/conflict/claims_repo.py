@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import asyncpg
+import msgspec
 
 from services.conflict import name_index
 from services.conflict.domain.claims import Claim, Rival, collision
@@ -100,9 +101,42 @@ async def insert_decided_many(conn: asyncpg.Connection, claims: list[Claim], cus
     rows = await conn.fetchmany(
         _INSERT_DECIDED, [(*_insert_args(c, j), *_decided_args(c)) for c, j in zip(claims, customers_json, strict=True)]
     )
+    decided_written(claims)
+    return {r[0] for r in rows}
+
+
+# the claims of a run, written by the statement of one of its appends (`EventStore.joined`; migration
+# 0015): {0} is `decided_rows` (an empty array for the run's other appends)
+INSERT_CLAIMS = "conflict.insert_claims({0}::jsonb)"
+_rows_encoder = msgspec.json.Encoder()
+
+
+def decided_rows(claims: list[Claim], customers_json: list[str]) -> str:
+    """New claims as they stand (decided already), as `conflict.insert_claims` takes them: a JSON array
+    of their rows, in order."""
+    rows = []
+    for c, customer in zip(claims, customers_json, strict=True):
+        i = c.identity
+        rows.append(
+            {
+                "claim_id": c.claim_id, "kind": c.kind, "program_id": c.program_id, "partner_id": c.partner_id,
+                "tier": c.tier, "deal_type": c.deal_type, "name_key": i.name_key, "country": i.country,
+                "domain": i.domain, "duns": i.duns, "tax_id": i.tax_id, "products": list(c.products),
+                "amount": c.amount, "currency": c.currency, "submitted_at": c.submitted_at, "status": c.status,
+                "customer": msgspec.Raw(customer.encode()), "protected_until": c.protected_until,
+                "approved_at": c.approved_at, "conflict_id": c.conflict_id,
+                "attribution_percent": c.attribution_percent, "extensions": c.extensions, "appeals": c.appeals,
+                "decided_at": c.decided_at, "decided_by": c.decided_by, "decided_level": c.decided_level,
+                "policy_version": c.policy_version,
+            }
+        )  # fmt: skip
+    return _rows_encoder.encode(rows).decode()
+
+
+def decided_written(claims: list[Claim]) -> None:
+    """The claims written by `INSERT_CLAIMS` are known at once to the searches of the transaction."""
     for c in claims:
         name_index.added(c.program_id, c.identity.country, c.identity.name_key)
-    return {r[0] for r in rows}
 
 
 def _decided_args(c: Claim) -> tuple:

@@ -166,12 +166,25 @@ class _Writes:
         return out
 
     async def flush(self, conn: asyncpg.Connection, claims: list[Claim], customers_json: list[str]) -> None:
-        """Send what is left, then write the run's claims and its events."""
+        """Send what is left, then write the run's claims and its events: in one round trip, the
+        claims written by the statement of the first append (`claims_repo.INSERT_CLAIMS`)."""
         await self._send_projections(conn)
-        stored = await claims_repo.insert_decided_many(conn, claims, customers_json)
-        if len(stored) < len(claims):
-            raise NotBatchable("a submitted claim is stored already")
-        await STORE.append_pipelined(conn, self.appends)
+        if not self.appends:  # (every submission decided emits; kept for a run that did not)
+            stored = await claims_repo.insert_decided_many(conn, claims, customers_json)
+            if len(stored) < len(claims):
+                raise NotBatchable("a submitted claim is stored already")
+            return
+        rows = claims_repo.decided_rows(claims, customers_json)
+        appends = [
+            STORE.joined(a, (claims_repo.INSERT_CLAIMS, [rows if n == 0 else "[]"])) for n, a in enumerate(self.appends)
+        ]
+        try:
+            await STORE.append_pipelined(conn, appends)
+        except asyncpg.UniqueViolationError as e:
+            if e.constraint_name != "claims_pkey":
+                raise
+            raise NotBatchable("a submitted claim is stored already") from e
+        claims_repo.decided_written(claims)
         self.appends = []
 
     async def _send_projections(self, conn: asyncpg.Connection) -> None:

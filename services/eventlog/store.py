@@ -196,18 +196,24 @@ class EventStore:
         kind = expected_version if expected_version in (ANY_VERSION, NO_STREAM) else "expected"
         if kind == "expected":
             args.append(expected_version)
-        statement = self._sql_append[kind]
-        if also is not None:
-            expression, also_args = also
-            key = (kind, expression, len(also_args))
-            if (statement := self._sql_append_also.get(key)) is None:
-                first = len(args) + 1
-                placeholders = (f"${first + i}" for i in range(len(also_args)))
-                statement = self._sql_append_also[key] = self._append_statement(kind, expression.format(*placeholders))
-            args.extend(also_args)
-        return PreparedAppend(
-            stream_id, expected_version, program_id, ids, [e.event_type for e in events], statement, args
+        prepared = PreparedAppend(
+            stream_id, expected_version, program_id, ids, [e.event_type for e in events], self._sql_append[kind], args
         )
+        return self.joined(prepared, also) if also is not None else prepared
+
+    def joined(self, prepared: PreparedAppend, also: tuple[str, Sequence[object]]) -> PreparedAppend:
+        """`prepared` (made without `also`) with `also` evaluated in its statement, as `prepare` makes
+        it given `also`: appends with the same `also` expression share one statement (one pipeline)."""
+        kind = prepared.expected_version if prepared.expected_version in (ANY_VERSION, NO_STREAM) else "expected"
+        if prepared.statement != self._sql_append[kind]:
+            raise ValueError("the append has an `also` expression already")
+        expression, also_args = also
+        key = (kind, expression, len(also_args))
+        if (statement := self._sql_append_also.get(key)) is None:
+            first = len(prepared.args) + 1
+            placeholders = (f"${first + i}" for i in range(len(also_args)))
+            statement = self._sql_append_also[key] = self._append_statement(kind, expression.format(*placeholders))
+        return replace(prepared, statement=statement, args=[*prepared.args, *also_args])
 
     async def append_prepared(self, conn: asyncpg.Connection, prepared: PreparedAppend) -> int:
         """Run one prepared append (see `append`)."""

@@ -74,6 +74,19 @@ async def test_what_is_written_with_the_events_commits_with_them_or_undoes_them(
             await store.append(conn, other, 0, [ev(3)], program_id="p", also=(_FAILING, [0]))
 
 
+def test_an_append_joined_with_an_expression_is_the_one_prepared_with_it():
+    """`joined` gives a prepared append the `also` expression `prepare` would have given it (the same
+    statement, so appends of one expression stay one pipeline), and refuses a second one."""
+    for expected in (NO_STREAM, ANY_VERSION, 3):
+        plain = store.prepare("s-1", expected, [ev(1)], program_id="p")
+        made = store.prepare("s-1", expected, [ev(1)], program_id="p", also=("{0}::int + {1}::int", [1, 2]))
+        joined = store.joined(plain, ("{0}::int + {1}::int", [1, 2]))
+        assert (joined.statement, joined.args[-2:]) == (made.statement, [1, 2])
+        assert joined.args[:-2] == plain.args and joined.statement != plain.statement
+        with pytest.raises(ValueError):
+            store.joined(joined, ("{0}::int", [1]))
+
+
 async def test_concurrent_writers_one_wins(pool):
     import asyncio
 

@@ -9,6 +9,7 @@ out the same, for several policies.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import random
 import uuid
@@ -316,6 +317,30 @@ async def test_a_run_writes_each_claim_once_as_decided(server_dsn):
     assert written["claims"] == (40, 0, 0), written
     assert written["timers"][2] == 0, written
     assert {"approved", "waitlisted", "pending_review"} <= statuses, statuses
+
+
+async def test_a_run_writes_its_claims_in_the_statement_of_its_events(server_dsn):
+    """The run's claims are written, as decided and in order, by the statement that appends its
+    events (one round trip for both): no statement of their own."""
+    program = unique_id("runs")
+    submissions = [(ce, e) for ce, e in history(program, seed=5) if isinstance(e, RegistrationSubmitted)][:12]
+    sent: list[str] = []
+    async with scratch_database(server_dsn) as pool:
+        async with pool.acquire() as conn:
+            await prelude(conn, program, "default")
+            conn.add_query_logger(lambda q: sent.append(q.query))
+            async with conn.transaction():
+                await intake.handle_batch(conn, _delivered(submissions))
+            await asyncio.sleep(0)  # query loggers are called through the loop
+            claims = await conn.fetch(
+                "SELECT claim_id, status FROM conflict.claims WHERE kind = 'registration' ORDER BY seq"
+            )
+            decided = await conn.fetch("SELECT DISTINCT stream_id FROM conflict.events")
+    assert not [q for q in sent if "INSERT INTO conflict.claims" in q], sent
+    assert [q for q in sent if "conflict.insert_claims" in q]
+    assert [r["claim_id"] for r in claims] == [e.registration_id for _, e in submissions]
+    assert "pending" not in {r["status"] for r in claims}
+    assert decided
 
 
 async def test_a_run_with_a_claim_stored_already_is_decided_one_by_one(server_dsn):
