@@ -4,7 +4,6 @@ customer a partner already owns."""
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 import asyncpg
 
@@ -17,6 +16,7 @@ from services.conflict.domain.effects import Emit, open_conflict
 from services.conflict.domain.rules import Judgement
 from services.conflict.recorder import lock_program, record
 from services.eventlog.events import Metadata
+from services.ids import new_id
 
 
 def stream(deal_id: str) -> str:
@@ -39,7 +39,7 @@ async def record_deal(
 ) -> DirectDealRecorded:
     await lock_program(conn, program_id)
     policy, version = await policy_store.in_force(conn, program_id)
-    deal_id = str(uuid.uuid4())
+    deal_id = str(new_id())
     opened = dt.datetime.combine(opened_on, dt.time.min, tzinfo=dt.UTC)
     claim = claim_of(
         claim_id=deal_id,

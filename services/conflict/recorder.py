@@ -21,6 +21,7 @@ from services.conflict.observe import decided_on_commit, decision_span
 from services.eventlog.db import transaction_local
 from services.eventlog.events import ANY_VERSION, Metadata, NewEvent
 from services.eventlog.store import EventStore, PreparedAppend
+from services.ids import derived_id
 from services.telemetry import span
 
 
@@ -82,7 +83,9 @@ def _held(conn: asyncpg.Connection, program_id: str, row: asyncpg.Record | tuple
 
 
 def event_id(cause_id: str, index: int) -> uuid.UUID:
-    return uuid.uuid5(_NS, f"{cause_id}#{index}")
+    """The id of the `index`th event a fact (`cause_id`) makes: the same in a replay, in its cause's
+    time order."""
+    return derived_id(_NS, cause_id, f"{cause_id}#{index}")
 
 
 async def record(

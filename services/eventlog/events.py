@@ -6,6 +6,8 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass, field
 
+from services.ids import new_id
+
 
 @dataclass(frozen=True, slots=True)
 class Metadata:
@@ -28,7 +30,7 @@ class NewEvent:
     data: bytes
     subject: str
     occurred_at: dt.datetime
-    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    event_id: uuid.UUID = field(default_factory=new_id)
 
 
 @dataclass(frozen=True, slots=True)

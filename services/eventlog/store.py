@@ -33,6 +33,7 @@ from services.eventlog.events import (
     Position,
     RecordedEvent,
 )
+from services.ids import new_id
 from services.metrics import events_appended
 from services.telemetry import event_traceparent, span
 
@@ -340,4 +341,4 @@ class EventStore:
 
 
 def new_event_id() -> uuid.UUID:
-    return uuid.uuid4()
+    return new_id()

@@ -14,6 +14,7 @@ from contracts.registration_events import StatusRecorded
 from services.eventlog.consumer import Delivered, PoisonMessage
 from services.eventlog.events import Metadata, RecordedEvent
 from services.eventlog.store import PreparedAppend
+from services.ids import derived_id
 from services.registration import repository
 from services.registration.domain.model import Registration
 
@@ -70,7 +71,7 @@ class _Known:
         state = self.state
         if state is None or state.program_id != data.program_id:
             raise PoisonMessage(f"no registration {data.registration_id} in program {data.program_id}")
-        event_id = uuid.uuid5(_NAMESPACE, ce.id)
+        event_id = derived_id(_NAMESPACE, ce.id, ce.id)
         if str(event_id) in self.event_ids:
             return None
         event = StatusRecorded(

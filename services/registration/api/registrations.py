@@ -16,6 +16,7 @@ from services.http.body import MAX_BODY_BYTES, decode_json
 from services.http.health import Runtime, json_response, runtime
 from services.http.paging import cursor_after, seq_of
 from services.http.problems import Problem, not_found, validation_problem
+from services.ids import new_id
 from services.registration import idempotency, repository, views
 from services.registration.api.errors import to_problem
 from services.registration.api.schemas import AppealIn, OutcomeIn, ReasonIn, RegistrationIn, RegistrationPatch
@@ -127,7 +128,7 @@ async def _submit_grouped(
         partner = await partners.find(rt.pool, program_id, partner_id)
         if partner is None:
             raise NotEnrolled(program_id, partner_id)
-        event = decide.submit(str(uuid.uuid4()), partner, terms, principal.subject, now)
+        event = decide.submit(str(new_id()), partner, terms, principal.subject, now)
         try:
             return await repository.submit(rt.extras[repository.SUBMISSIONS], event, _meta(request, principal))
         except repository.PartnerChanged:
@@ -148,7 +149,7 @@ async def _submit_once(
         partner = await find_partner(conn, program_id, partner_id)
         if partner is None:
             raise NotEnrolled(program_id, partner_id)
-        event = decide.submit(str(uuid.uuid4()), partner, terms, principal.subject, now)
+        event = decide.submit(str(new_id()), partner, terms, principal.subject, now)
         state = started(event)
         headers = {**_etag(1), "Location": f"/v1/registrations/{state.id}"}
         try:
