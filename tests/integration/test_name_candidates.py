@@ -213,6 +213,7 @@ async def test_a_batch_asks_for_its_candidates_and_the_names_that_arrived_in_one
     program = unique_id("names")
     policy = policy_at(0.6)
     probes = [claim(program, 10 + i, f"acme logistix {c.lower()}", c) for i, c in enumerate(COUNTRIES)]
+    probes += [claim(program, 40 + i, f"acme logistix {c.lower()}", c) for i, c in enumerate(COUNTRIES)]
     sent: list[str] = []
 
     async def elsewhere(c: Claim) -> None:  # as another process writes: this one's searches not told
@@ -234,7 +235,7 @@ async def test_a_batch_asks_for_its_candidates_and_the_names_that_arrived_in_one
             found = await claims_repo.rival_candidates_many(conn, probes, policy)
             await asyncio.sleep(0)  # query loggers are called soon after, from the loop
             assert len(sent) == 1, sent
-        assert [sorted(c.claim_id for c in f) for f in found] == [[f"{program}-{i}"] for i in range(len(COUNTRIES))]
+        assert [sorted(c.claim_id for c in f) for f in found] == [[f"{program}-{i}"] for i in range(len(COUNTRIES))] * 2
         for i, country in enumerate(COUNTRIES):  # arrived since, in every country; similar
             await elsewhere(claim(program, 5 + i, f"acme logistic {country.lower()}", country))
         expected = []
@@ -254,7 +255,8 @@ async def test_a_batch_asks_for_its_candidates_and_the_names_that_arrived_in_one
             await claims_repo.rival_candidates_many(conn, probes[:1], policy)  # the names read whole
         for i in range(len(COUNTRIES)):
             await elsewhere(claim(program, 30 + i, f"acme logistic {COUNTRIES[i].lower()}", COUNTRIES[i]))
-            expected[i] = sorted([*expected[i], f"{program}-{30 + i}"])
+            for probe in (i, len(COUNTRIES) + i):  # two probes in each country: both find it
+                expected[probe] = sorted([*expected[probe], f"{program}-{30 + i}"])
         async with conn.transaction():
             await lock_program(conn, program)
             found = await claims_repo.rival_candidates_many(conn, probes, policy)
