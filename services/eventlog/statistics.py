@@ -18,10 +18,6 @@ looks, so it looks every second (a catalog query). Until a new table's first ANA
 made as for an empty table: the candidate query then read the program's claims through the name
 index, 400-900 buffers a call at 1,000 registrations a second, for up to the 5 s this worker used
 to wait between looks.
-
-The outbox is left out: a queue whose rows come and go, so it is always "changed" past its last
-count (an ANALYZE a second, and the cached plans of every statement that writes it made again each
-time), while no plan depends on its statistics (the relay reads it through its key only).
 """
 
 from __future__ import annotations
@@ -39,12 +35,8 @@ _STALE = """
     SELECT format('%I.%I', s.schemaname, s.relname)
     FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
     WHERE s.schemaname = $1 AND s.n_mod_since_analyze > $2 + $3 * greatest(c.reltuples, 0)
-      AND s.relname <> ALL($4::text[])
     ORDER BY s.n_mod_since_analyze DESC
 """
-
-# tables whose rows come and go, and whose statistics no plan depends on
-_QUEUES = ["outbox"]
 
 
 class StatisticsKeeper:
@@ -61,7 +53,7 @@ class StatisticsKeeper:
     async def analyze_stale(self) -> list[str]:
         """Analyze the schema's tables that changed enough since their last analysis; their names."""
         async with self.pool.acquire() as conn:
-            tables = [r[0] for r in await conn.fetch(_STALE, self.schema, self.threshold, self.fraction, _QUEUES)]
+            tables = [r[0] for r in await conn.fetch(_STALE, self.schema, self.threshold, self.fraction)]
             for table in tables:
                 await conn.execute(f"ANALYZE {table}")
         self.analyzed += len(tables)

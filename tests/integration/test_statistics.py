@@ -61,12 +61,12 @@ async def _changed_since_analysis(conn, table: str) -> int:
     )
 
 
-async def _counted(conn, rows: int, table: str = "conflict.claims") -> None:
+async def _counted(conn, rows: int) -> None:
     for _ in range(100):  # the server publishes a backend's counts within a second or so
-        if await _changed_since_analysis(conn, table) >= rows:
+        if await _changed_since_analysis(conn, "conflict.claims") >= rows:
             return
         await asyncio.sleep(0.1)
-    raise AssertionError(f"the server never counted {rows} rows changed in {table}")
+    raise AssertionError(f"the server never counted {rows} rows changed in conflict.claims")
 
 
 async def test_a_large_table_is_analyzed_again_once_it_has_doubled_not_at_each_tenth(server_dsn):
@@ -90,22 +90,6 @@ async def test_a_large_table_is_analyzed_again_once_it_has_doubled_not_at_each_t
                 await asyncio.sleep(0.1)
             assert "conflict.claims" in analyzed
             assert await _changed_since_analysis(conn, "conflict.claims") == 0
-
-
-async def test_the_outbox_a_queue_is_left_to_autovacuum(server_dsn):
-    """Rows written to the outbox and deleted once published change it past any count of its rows;
-    no plan depends on its statistics, so the keeper leaves it (it would analyze it every second)."""
-    async with scratch_database(server_dsn) as pool:
-        keeper = StatisticsKeeper(pool, "conflict")
-        async with pool.acquire() as conn:
-            await conn.execute("ALTER TABLE conflict.outbox SET (autovacuum_enabled = false)")  # no race
-            await conn.execute(
-                "INSERT INTO conflict.outbox (global_position, subject) SELECT g, 'x' FROM generate_series(1, 2000) g"
-            )
-            await conn.execute("DELETE FROM conflict.outbox")
-            await _counted(conn, 4_000, "conflict.outbox")
-            assert "conflict.outbox" not in await keeper.analyze_stale()
-            assert await _changed_since_analysis(conn, "conflict.outbox") >= 4_000
 
 
 async def test_the_keeper_looks_every_second_by_default(server_dsn):
