@@ -193,7 +193,8 @@ async def candidate_rows_many(
 
     A batch of more than `_COMBINED_UP_TO` probes reads the names that arrived first, then asks for
     its candidates alone: the combined query costs each probe more than the round trip it saves
-    (measured: a batch of 100 took 23 ms combined, 9 ms alone).
+    (the decision engine's batches of 100, measured alone: 23 ms a batch combined, 17 ms for the
+    candidates alone after the names; 1,217 -> 1,317 decided a second).
     """
     if len(probes) > _COMBINED_UP_TO:
         return await _names_then_candidates(conn, columns, probes, threshold)
