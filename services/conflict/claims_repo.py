@@ -84,27 +84,6 @@ async def insert(conn: asyncpg.Connection, c: Claim, customer_json: str = "{}") 
     return _with_seq(c, seq)
 
 
-_INSERT_DECIDED = """
-    INSERT INTO conflict.claims (claim_id, kind, program_id, partner_id, tier, deal_type, name_key, country,
-        domain, duns, tax_id, products, amount, currency, submitted_at, status, customer, protected_until,
-        approved_at, conflict_id, attribution_percent, extensions, appeals, decided_at, decided_by, decided_level,
-        policy_version)
-    VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17::jsonb,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27)
-    ON CONFLICT (claim_id) DO NOTHING
-    RETURNING claim_id
-"""
-
-
-async def insert_decided_many(conn: asyncpg.Connection, claims: list[Claim], customers_json: list[str]) -> set[str]:
-    """New claims recorded as they stand (decided already), in order, in one round trip; returns the
-    ids of those recorded (a claim whose id exists is left as it is)."""
-    rows = await conn.fetchmany(
-        _INSERT_DECIDED, [(*_insert_args(c, j), *_decided_args(c)) for c, j in zip(claims, customers_json, strict=True)]
-    )
-    decided_written(claims)
-    return {r[0] for r in rows}
-
-
 # the claims of a run, written by the statement of one of its appends (`EventStore.joined`; migration
 # 0015): {0} is `decided_rows` (an empty array for the run's other appends)
 INSERT_CLAIMS = "conflict.insert_claims({0}::jsonb)"
@@ -137,13 +116,6 @@ def decided_written(claims: list[Claim]) -> None:
     """The claims written by `INSERT_CLAIMS` are known at once to the searches of the transaction."""
     for c in claims:
         name_index.added(c.program_id, c.identity.country, c.identity.name_key)
-
-
-def _decided_args(c: Claim) -> tuple:
-    return (
-        c.protected_until, c.approved_at, c.conflict_id, c.attribution_percent, c.extensions, c.appeals,
-        c.decided_at, c.decided_by, c.decided_level, c.policy_version,
-    )  # fmt: skip
 
 
 def _with_seq(c: Claim, seq: int) -> Claim:

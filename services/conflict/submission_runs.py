@@ -169,11 +169,8 @@ class _Writes:
         """Send what is left, then write the run's claims and its events: in one round trip, the
         claims written by the statement of the first append (`claims_repo.INSERT_CLAIMS`)."""
         await self._send_projections(conn)
-        if not self.appends:  # (every submission decided emits; kept for a run that did not)
-            stored = await claims_repo.insert_decided_many(conn, claims, customers_json)
-            if len(stored) < len(claims):
-                raise NotBatchable("a submitted claim is stored already")
-            return
+        if not self.appends:  # no event to write the claims with (every decided submission emits)
+            raise NotBatchable("the run records no events")
         rows = claims_repo.decided_rows(claims, customers_json)
         appends = [
             STORE.joined(a, (claims_repo.INSERT_CLAIMS, [rows if n == 0 else "[]"])) for n, a in enumerate(self.appends)
