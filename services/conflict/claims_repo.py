@@ -84,15 +84,12 @@ async def insert(conn: asyncpg.Connection, c: Claim, customer_json: str = "{}") 
     return _with_seq(c, seq)
 
 
-# the claims of a run, written by the statement of one of its appends (`EventStore.joined`; migration
-# 0015): {0} is `decided_rows` (an empty array for the run's other appends)
-INSERT_CLAIMS = "conflict.insert_claims({0}::jsonb)"
 _rows_encoder = msgspec.json.Encoder()
 
 
 def decided_rows(claims: list[Claim], customers_json: list[str]) -> str:
-    """New claims as they stand (decided already), as `conflict.insert_claims` takes them: a JSON array
-    of their rows, in order."""
+    """New claims as they stand (decided already), as `conflict.insert_claims` (migration 0015) takes
+    them: a JSON array of their rows, in order."""
     rows = []
     for c, customer in zip(claims, customers_json, strict=True):
         i = c.identity

@@ -15,7 +15,7 @@ from typing import Any
 
 from services.conflict.projection_changes import ProtectionGranted, StatusDecided
 from services.conflict.timer_changes import ExpiryTimersSet, TimersCancelled
-from services.conflict.timers import expiry_args, expiry_statement
+from services.conflict.timers import EXPIRY, expiry_args, expiry_statement
 
 _CLAIM = """
     claim AS (
@@ -28,7 +28,6 @@ _CLAIM = """
     )"""
 _DECIDED = f"WITH {_CLAIM} SELECT 1"
 _GRANTED = expiry_statement(10, prefix=f"WITH {_CLAIM}, ")
-_EXPIRY = expiry_statement(1)
 
 
 def fused(changes: list[Any]) -> tuple[str, tuple] | None:
@@ -45,7 +44,7 @@ def fused(changes: list[Any]) -> tuple[str, tuple] | None:
         ] if t.ref_id == s.claim_id == g.claim_id == x.ownership.claim_id and g.approved_at is not None:
             return _GRANTED, (*_claim_args(s, g.protected_until, g.approved_at), *expiry_args(x.ownership))
         case [ExpiryTimersSet() as x]:  # an approval of a claim written later (`submission_runs`)
-            return _EXPIRY, expiry_args(x.ownership)
+            return EXPIRY, expiry_args(x.ownership)
     return None
 
 

@@ -37,7 +37,7 @@ import asyncpg
 
 from contracts.envelope import CloudEvent, encode
 from contracts.registration_events import RegistrationSubmitted
-from services.conflict import claims_repo, policy_store, projector
+from services.conflict import claims_repo, policy_store, projector, timers
 from services.conflict.deciding import submitted_claim
 from services.conflict.domain.claims import Claim, Situation
 from services.conflict.domain.effects import effects_of
@@ -167,13 +167,16 @@ class _Writes:
 
     async def flush(self, conn: asyncpg.Connection, claims: list[Claim], customers_json: list[str]) -> None:
         """Send what is left, then write the run's claims and its events: in one round trip, the
-        claims written by the statement of the first append (`claims_repo.INSERT_CLAIMS`)."""
-        await self._send_projections(conn)
+        claims (and the expiry timers left to set) written by the statement of the first append
+        (`_WITH_EVENTS`)."""
         if not self.appends:  # no event to write the claims with (every decided submission emits)
             raise NotBatchable("the run records no events")
+        expiries = timers.expiry_rows(self._last_expiries())
+        await self._send_projections(conn)
         rows = claims_repo.decided_rows(claims, customers_json)
         appends = [
-            STORE.joined(a, (claims_repo.INSERT_CLAIMS, [rows if n == 0 else "[]"])) for n, a in enumerate(self.appends)
+            STORE.joined(a, (_WITH_EVENTS, [rows, expiries] if n == 0 else ["[]", "[]"]))
+            for n, a in enumerate(self.appends)
         ]
         try:
             await STORE.append_pipelined(conn, appends)
@@ -183,6 +186,18 @@ class _Writes:
             raise NotBatchable("a submitted claim is stored already") from e
         claims_repo.decided_written(claims)
         self.appends = []
+
+    def _last_expiries(self) -> list[tuple]:
+        """The expiry timers among the statements left to send, taken out of them to be written with
+        the events, after the others: only when each statement left changes rows of its own claim,
+        so that their order does not matter (as `_send_projections` sends them)."""
+        if len(set(self.claims)) != len(self.claims):
+            return []
+        expiries = [args for sql, args in self.statements if sql is timers.EXPIRY]
+        if expiries:
+            kept = [(s, c) for s, c in zip(self.statements, self.claims, strict=True) if s[0] is not timers.EXPIRY]
+            self.statements, self.claims = [s for s, _ in kept], [c for _, c in kept]
+        return expiries
 
     async def _send_projections(self, conn: asyncpg.Connection) -> None:
         if not self.statements:
@@ -198,6 +213,12 @@ class _Writes:
             for sql, args in self.statements:
                 await conn.execute(sql, *args)
         self.statements, self.claims = [], []
+
+
+# what the statement of a run's first append writes besides its events (`EventStore.joined`): the
+# run's claims as decided (`claims_repo.decided_rows`, migration 0015) and the expiry timers of their
+# ownership (`timers.expiry_rows`, migration 0016); the run's other appends carry empty arrays
+_WITH_EVENTS = "conflict.insert_claims({0}::jsonb) + conflict.insert_expiry_timers({1}::jsonb)"
 
 
 def _claim_of(change) -> str:

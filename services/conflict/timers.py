@@ -86,14 +86,21 @@ def expiry_args(e: OwnershipChanged) -> tuple:
     )
 
 
-_EXPIRY = expiry_statement(1)
+EXPIRY = expiry_statement(1)
+_EXPIRY_FIELDS = ("program_id", "claim_id", "until_text", "until", "now", "warning_days")
+
+
+def expiry_rows(many: list[tuple]) -> str:
+    """The arguments of several `EXPIRY` statements as `conflict.insert_expiry_timers` (migration
+    0016) takes them, which writes the same timers: a JSON array of objects."""
+    return msgspec.json.encode([dict(zip(_EXPIRY_FIELDS, args, strict=True)) for args in many]).decode()
 
 
 async def schedule_expiry(conn: asyncpg.Connection, e: OwnershipChanged) -> None:
     """The expiry and warning timers of an ownership window (none for an open-ended one)."""
     if e.valid_until is None:
         return
-    await conn.execute(_EXPIRY, *expiry_args(e))
+    await conn.execute(EXPIRY, *expiry_args(e))
 
 
 async def take_due(conn: asyncpg.Connection, now: dt.datetime, limit: int = 50) -> list[Timer]:

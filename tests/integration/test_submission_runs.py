@@ -321,7 +321,8 @@ async def test_a_run_writes_each_claim_once_as_decided(server_dsn):
 
 async def test_a_run_writes_its_claims_in_the_statement_of_its_events(server_dsn):
     """The run's claims are written, as decided and in order, by the statement that appends its
-    events (one round trip for both): no statement of their own."""
+    events (one round trip for both), and so are the expiry timers of the ownership it grants: no
+    statement of their own."""
     program = unique_id("runs")
     submissions = [(ce, e) for ce, e in history(program, seed=5) if isinstance(e, RegistrationSubmitted)][:12]
     sent: list[str] = []
@@ -336,8 +337,12 @@ async def test_a_run_writes_its_claims_in_the_statement_of_its_events(server_dsn
                 "SELECT claim_id, status FROM conflict.claims WHERE kind = 'registration' ORDER BY seq"
             )
             decided = await conn.fetch("SELECT DISTINCT stream_id FROM conflict.events")
+            expiring = await conn.fetch("SELECT kind, ref_id FROM conflict.timers WHERE kind IN ('expiry', 'expiring')")
     assert not [q for q in sent if "INSERT INTO conflict.claims" in q], sent
-    assert [q for q in sent if "conflict.insert_claims" in q]
+    assert not [q for q in sent if "INSERT INTO conflict.timers" in q], sent
+    assert [q for q in sent if "conflict.insert_claims" in q and "conflict.insert_expiry_timers" in q]
+    approved = {r["claim_id"] for r in claims if r["status"] == "approved"}
+    assert approved and {r["ref_id"] for r in expiring if r["kind"] == "expiry"} == approved
     assert [r["claim_id"] for r in claims] == [e.registration_id for _, e in submissions]
     assert "pending" not in {r["status"] for r in claims}
     assert decided

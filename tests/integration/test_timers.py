@@ -83,3 +83,41 @@ async def test_a_failing_timer_is_retried_later_and_holds_up_no_other(pool, fire
     assert _mine(fired, [bad, good]) == [good]
     await s.tick(T0 + dt.timedelta(seconds=2) + scheduler.RETRY_AFTER)
     assert _mine(fired, [bad, good]) == [good, bad]
+
+
+async def test_expiry_timers_written_together_are_those_the_statement_writes(pool):
+    """`conflict.insert_expiry_timers` (a run's timers, written with its events) sets the same timers
+    as `timers.EXPIRY` one window at a time: the warning under the program's latest policy, or the
+    default without one, and none when the warning is past."""
+    from contracts.conflict_events import OwnershipChanged
+
+    with_policy, without = unique_id("prog"), unique_id("prog")
+    windows = [
+        OwnershipChanged(claim_id=unique_id("c"), program_id=program, valid_from=T0, valid_until=until, at=T0)
+        for program in (with_policy, without)
+        for until in (T0 + dt.timedelta(days=90, microseconds=7), T0 + dt.timedelta(days=3))
+    ]
+    query = (
+        "SELECT timer_id, program_id, kind, ref_id, due_at FROM conflict.timers WHERE program_id = ANY($1) ORDER BY 1"
+    )
+    async with pool.acquire() as conn:
+        for version, days in ((1, 30), (2, 12.5)):
+            await conn.execute(
+                "INSERT INTO conflict.policies (program_id, version, policy, published_at)"
+                " VALUES ($1, $2, $3::jsonb, $4)",
+                with_policy, version, f'{{"expiry_warning_days": {days}}}', T0,
+            )  # fmt: skip
+        for w in windows:
+            await conn.execute(timers.EXPIRY, *timers.expiry_args(w))
+        one_at_a_time = await conn.fetch(query, [with_policy, without])
+        await conn.execute("DELETE FROM conflict.timers WHERE program_id = ANY($1)", [with_policy, without])
+        rows = timers.expiry_rows([timers.expiry_args(w) for w in windows])
+        assert await conn.fetchval("SELECT conflict.insert_expiry_timers($1::jsonb)", rows) == len(one_at_a_time)
+        together = await conn.fetch(query, [with_policy, without])
+        assert await conn.fetchval("SELECT conflict.insert_expiry_timers($1::jsonb)", rows) == 0  # set already
+        assert await conn.fetchval("SELECT conflict.insert_expiry_timers('[]'::jsonb)") == 0
+    assert [tuple(r) for r in together] == [tuple(r) for r in one_at_a_time]
+    kinds = [r["kind"] for r in together]
+    assert kinds.count("expiry") == 4 and kinds.count("expiring") == 2  # the 3-day windows warn in the past
+    warned = {r["program_id"]: r["due_at"] for r in together if r["kind"] == "expiring"}
+    assert warned[with_policy] == T0 + dt.timedelta(days=90 - 12.5, microseconds=7)
