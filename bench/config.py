@@ -17,6 +17,7 @@ class Profile:
     settle_cap_s: float = 120.0  # the pipeline must be idle before each phase; wait at most this,
     settle_budget_s: float = 420.0  # and at most this much in all, so a slow pipeline cannot overrun the run
     step_s: float = 20.0
+    # finer (10%) around this host's capacity, where the sustained rate is read off
     step_rates: tuple[int, ...] = (
         25,
         50,
@@ -30,7 +31,9 @@ class Profile:
         500,
         600,
         800,
+        900,
         1000,
+        1100,
         1250,
         1500,
         2000,
