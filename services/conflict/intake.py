@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import asyncpg
 import msgspec
 
@@ -19,6 +21,7 @@ from services.conflict import claims_repo, policy_store, tie_groups
 from services.conflict.deciding import amended_claim, decide, reevaluate_waitlist, submitted_claim
 from services.conflict.domain import ownership
 from services.conflict.domain.effects import status_event
+from services.conflict.domain.identity import country_key
 from services.conflict.domain.policy import tie_window
 from services.conflict.recorder import lock_program, mark_and_lock_program, meta_of, record
 from services.conflict.submission_runs import decide_run
@@ -46,9 +49,14 @@ FILTER_SUBJECTS = [
 ]
 
 
-# a batch of one program's facts is marked processed with the program's lock taken (which every fact
-# decided on takes first), in one round trip
-mark_batch = mark_and_lock_program
+async def mark_batch(
+    conn: asyncpg.Connection, consumer: str, event_ids: list[str], program_id: str, data: Iterable[msgspec.Struct] = ()
+) -> set[str]:
+    """A batch of one program's facts marked processed, with the program's lock taken (which every
+    fact decided on takes first) and the names that arrived in its submissions' countries read (which
+    each of them searches), in one round trip (`mark_and_lock_program`)."""
+    countries = {country_key(e.customer.country) for e in data if isinstance(e, RegistrationSubmitted)}
+    return await mark_and_lock_program(conn, consumer, event_ids, program_id, countries)
 
 
 async def handle(conn: asyncpg.Connection, ce: CloudEvent, e: msgspec.Struct) -> None:

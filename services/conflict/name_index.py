@@ -6,8 +6,9 @@ Equal domain, DUNS or tax id come from b-tree indexes. Similar names come from m
 before each search only those that arrived since (once per transaction when it holds the program's
 lock). `candidate_rows` reads those with the candidates of the names already known, in one round
 trip, and asks again only for a new name that is similar too; `candidate_rows_many` does the same
-for a batch of submissions, all of them in one round trip. The names found lead to their claims through a
-b-tree on (program_id, name_key, status); the query is the SQL function ``conflict.candidate_claims``
+for a batch of submissions, all of them in one round trip. The intake reads a batch's names in the
+statement that takes the program's lock (`asking`, `arrived`), and then asks for its candidates
+alone. The names found lead to their claims through a b-tree on (program_id, name_key, status); the query is the SQL function ``conflict.candidate_claims``
 (migration 0012), so that its plan is made once per session, not once per call.
 
 Nothing kept depends on the threshold, so a policy may change it at any time: no claim that the
@@ -108,16 +109,59 @@ async def read_arrived(conn: asyncpg.Connection, program_id: str, countries: Ite
     keys = sorted({(program_id, c) for c in countries} - {k for k, v in read.items() if _known.get(k) is v})
     if len(keys) < 2:
         return  # `similar_names` reads one as cheaply
-    before = [_known.get(key) for key in keys]
-    since = [known.seq if known is not None else 0 for known in before]
-    rows = await conn.fetch(_ARRIVED_MANY, program_id, [country for _, country in keys], since)
-    database = rows[0]["database"]  # (at least one row a country)
+    asked = _asking(keys)
+    rows = await conn.fetch(_ARRIVED_MANY, program_id, asked.countries, asked.since)
+    arrived = [(r["country"], r["seq"], r["name_key"]) for r in rows if r["seq"] is not None]
+    _apply_arrived(read, asked, rows[0]["database"], arrived)  # (at least one row a country)
+
+
+@dataclass(frozen=True, slots=True)
+class Arrivals:
+    """A read of the names that arrived in some countries of a program: since when for each, and
+    what this process knew of each when it asked."""
+
+    keys: list[tuple[str, str]]
+    before: list[_Known | None]
+
+    @property
+    def countries(self) -> list[str]:
+        return [country for _, country in self.keys]
+
+    @property
+    def since(self) -> list[int]:
+        return [known.seq if known is not None else 0 for known in self.before]
+
+
+def _asking(keys: list[tuple[str, str]]) -> Arrivals:
+    return Arrivals(keys, [_known.get(key) for key in keys])
+
+
+def asking(program_id: str, countries: Iterable[str]) -> Arrivals:
+    """The read of the names that arrived in `countries` of the program, for a statement that takes
+    the program's lock and then reads them (`conflict.names_arrived`, migration 0017), whose
+    answer `arrived` takes once the lock is held."""
+    return _asking(sorted({(program_id, c) for c in countries}))
+
+
+def arrived(
+    conn: asyncpg.Connection, program_id: str, asked: Arrivals, database: int, rows: Iterable[tuple[str, int, str]]
+) -> None:
+    """The answer to `asked`, read under the program's lock (held now by the open transaction): the
+    database's oid and (country, seq, name) in that order. The transaction's searches then read no
+    names of those countries."""
+    read = _read_under_lock(conn, program_id)
+    if read is not None:
+        _apply_arrived(read, asked, database, list(rows))
+
+
+def _apply_arrived(
+    read: dict[tuple[str, str], _Known], asked: Arrivals, database: int, rows: list[tuple[str, int, str]]
+) -> None:
     arrived: dict[str, list[tuple[int, str]]] = {}
-    for r in rows:
-        if r["seq"] is not None:
-            arrived.setdefault(r["country"], []).append((r["seq"], r["name_key"]))
+    for country, seq, name in rows:
+        arrived.setdefault(country, []).append((seq, name))
     # no await from here on: what was read is applied in seq order, what is known already skipped
-    for key, was in zip(keys, before, strict=True):
+    for key, was in zip(asked.keys, asked.before, strict=True):
         known = _known.get(key)
         if known is not was or (known is not None and known.database != database):
             continue  # started afresh meanwhile, or another database's: `similar_names` reads it alone
@@ -194,9 +238,11 @@ async def candidate_rows_many(
     A batch of more than `_COMBINED_UP_TO` probes reads the names that arrived first, then asks for
     its candidates alone: the combined query costs each probe more than the round trip it saves
     (the decision engine's batches of 100, measured alone: 23 ms a batch combined, 17 ms for the
-    candidates alone after the names; 1,217 -> 1,317 decided a second).
+    candidates alone after the names; 1,217 -> 1,317 decided a second). So does a batch whose
+    names were read in this transaction already (the intake's, with its lock), with no round trip
+    for the names.
     """
-    if len(probes) > _COMBINED_UP_TO:
+    if len(probes) > _COMBINED_UP_TO or _all_read(conn, probes):
         return await _names_then_candidates(conn, columns, probes, threshold)
     for program_id in {args[0] for args, _ in probes}:
         unknown = {args[6] for args, _ in probes if args[0] == program_id and (program_id, args[6]) not in _known}
@@ -302,6 +348,20 @@ def _similar(name: str, probe: str, threshold: float) -> bool:
 
 async def _candidates(conn: asyncpg.Connection, columns: str, args: list, names: list[str]) -> list:
     return await conn.fetch(f"SELECT {columns} FROM {CANDIDATES} ORDER BY seq", *args[:7], names, args[8])
+
+
+def _all_read(conn: asyncpg.Connection, probes: list[tuple[list, str]]) -> bool:
+    """Whether the names of every probe's country were read in the open transaction, under the lock
+    (with its marks, say): the candidates then need no names with them."""
+    for args, _ in probes:
+        read = _read_under_lock(conn, args[0])
+        if (
+            read is None
+            or (known := read.get((args[0], args[6]))) is None
+            or _known.get((args[0], args[6])) is not known
+        ):
+            return False
+    return True
 
 
 def _read_under_lock(conn: asyncpg.Connection, program_id: str) -> dict[tuple[str, str], _Known] | None:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 import zlib
+from collections.abc import Iterable
 from itertools import groupby
 
 import asyncpg
 
 from contracts.envelope import CloudEvent, encode
-from services.conflict import policy_store, projector
+from services.conflict import name_index, policy_store, projector
 from services.conflict.domain.effects import Emit
 from services.conflict.observe import decided_on_commit, decision_span
 from services.eventlog.db import transaction_local
@@ -46,26 +47,37 @@ async def lock_program(conn: asyncpg.Connection, program_id: str) -> None:
     _held(conn, program_id, row)
 
 
-# the intake's marks of a batch of one program's facts, and the program's lock with its policy
+# the intake's marks of a batch of one program's facts, the program's lock with its policy, and the
+# names that arrived in the batch's countries ($5, each since its $6), read once the lock is held
 _MARK_AND_LOCK = """
     WITH marked AS (
         INSERT INTO conflict.processed (consumer, event_id) SELECT $3, unnest($4::uuid[])
         ON CONFLICT DO NOTHING RETURNING event_id::text AS event_id
     )
-    SELECT ARRAY(SELECT event_id FROM marked) AS fresh, l.version, l.policy
-    FROM (SELECT) AS one LEFT JOIN LATERAL conflict.lock_program($1, $2) AS l ON true
+    SELECT ARRAY(SELECT event_id FROM marked) AS fresh, l.version, l.policy,
+           n.database, n.countries, n.seqs, n.names
+    FROM (SELECT) AS one
+    LEFT JOIN LATERAL conflict.lock_program($1, $2) AS l ON true
+    LEFT JOIN LATERAL conflict.names_arrived($2, $5::text[], $6::bigint[], l.version) AS n ON true
 """
 
 
 async def mark_and_lock_program(
-    conn: asyncpg.Connection, consumer: str, event_ids: list[str], program_id: str
+    conn: asyncpg.Connection, consumer: str, event_ids: list[str], program_id: str, countries: Iterable[str] = ()
 ) -> set[str]:
-    """A consumer's batch of one program's facts marked processed (the ids marked now returned), and
-    the program's lock taken with its policy read (`lock_program`), in one round trip: every fact
-    the intake decides on takes the lock first. (The lock is taken by the statement; the policy is
-    read by a statement of its own once it is held; the marks concern this consumer alone.)"""
-    row = await conn.fetchrow(_MARK_AND_LOCK, *_lock_args(program_id), consumer, event_ids)
+    """A consumer's batch of one program's facts marked processed (the ids marked now returned), the
+    program's lock taken with its policy read (`lock_program`), and the names that arrived in
+    `countries` read for the transaction's searches (`name_index.asking`), in one round trip: every
+    fact the intake decides on takes the lock first, and every submission searches the names of its
+    country. (The lock is taken by the statement; the policy and the names are read by statements
+    of their own once it is held, migrations 0014 and 0017; the marks concern this consumer alone.)"""
+    asked = name_index.asking(program_id, countries)
+    row = await conn.fetchrow(
+        _MARK_AND_LOCK, *_lock_args(program_id), consumer, event_ids, asked.countries, asked.since
+    )
     _held(conn, program_id, (row["version"], row["policy"]) if row["version"] is not None else None)
+    rows = zip(row["countries"] or (), row["seqs"] or (), row["names"] or (), strict=True)
+    name_index.arrived(conn, program_id, asked, row["database"], rows)
     return set(row["fresh"])
 
 

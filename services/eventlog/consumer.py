@@ -50,8 +50,8 @@ class Delivered:
 
 
 BatchHandler = Callable[[asyncpg.Connection, list[Delivered]], Awaitable[None]]
-# (connection, consumer, event ids, partition) -> the ids marked processed now
-BatchMarker = Callable[[asyncpg.Connection, str, list[str], str], Awaitable[set[str]]]
+# (connection, consumer, event ids, partition, the events' data) -> the ids marked processed now
+BatchMarker = Callable[[asyncpg.Connection, str, list[str], str, list[msgspec.Struct]], Awaitable[set[str]]]
 
 
 class PoisonMessage(Exception):
@@ -86,8 +86,8 @@ class EventConsumer:
         new messages of such a transaction together, in order, in place of `handle` one by one
         (if it fails, each message is applied alone with `handle`). `mark_batch`: marks such a
         transaction's events processed in place of the consumer's own statement, returning the ids
-        it marked now, so that the handlers' first statement (say, the partition's lock) can go in
-        the same round trip. `linger`: after a batch smaller
+        it marked now, so that the handlers' first statements (say, the partition's lock and what
+        the batch reads under it) can go in the same round trip: it is told the events' data. `linger`: after a batch smaller
         than `batch_size`, wait this long before fetching again, so that the next batch gathers
         what arrived meanwhile: fewer, larger batches (less CPU per event) for that much more delay."""
         self.nc = nc
@@ -233,7 +233,7 @@ class EventConsumer:
                 # the whole batch marked processed in one statement: what was already is skipped
                 ids = [ce.id for _, ce, _ in decoded]
                 if self.mark_batch is not None:
-                    fresh = await self.mark_batch(conn, self.durable, ids, key)
+                    fresh = await self.mark_batch(conn, self.durable, ids, key, [data for _, _, data in decoded])
                 else:
                     fresh = {r[0] for r in await conn.fetch(self._sql_mark_many, self.durable, ids)}
                 new = []

@@ -353,8 +353,8 @@ async def test_a_batch_marker_marks_each_transactions_events_and_says_which_are_
     calls: list[tuple[str, int]] = []
     ids = [str(uuid.uuid4()) for _ in range(3)]
 
-    async def marker(conn, consumer, event_ids, key) -> set[str]:
-        calls.append((key, len(event_ids)))
+    async def marker(conn, consumer, event_ids, key, data) -> set[str]:
+        calls.append((key, len(event_ids), [d.level for d in data]))
         rows = await conn.fetch(
             "INSERT INTO registration.processed (consumer, event_id) SELECT $1, unnest($2::uuid[])"
             " ON CONFLICT DO NOTHING RETURNING event_id::text",
@@ -374,6 +374,6 @@ async def test_a_batch_marker_marks_each_transactions_events_and_says_which_are_
     consumer = subject.consumer(handle_batch=together, mark_batch=marker, partition=lambda ce: ce.program_id)
     async with running(consumer):
         await wait_until(lambda: _count(subject, 2), what="two effects")
-    assert calls == [(subject.program, 3)]
+    assert calls == [(subject.program, 3, [30, 31, 32])]
     assert [level for _, level in await subject.effects()] == [30, 32]
     assert await subject.processed() == 3

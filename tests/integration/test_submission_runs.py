@@ -22,7 +22,7 @@ from nats.aio.msg import Msg
 from contracts.common import Customer, Money
 from contracts.envelope import encode, envelope
 from contracts.registration_events import OutcomeReported, RegistrationSubmitted, RegistrationWithdrawn
-from services.conflict import direct_deals, intake, policy_store, submission_runs
+from services.conflict import direct_deals, intake, name_index, policy_store, submission_runs
 from services.conflict.domain.policy import DEFAULT_POLICY, MatchSettings, Review
 from services.conflict.recorder import lock_program, record
 from services.eventlog.consumer import Delivered
@@ -367,3 +367,62 @@ async def test_a_run_with_a_claim_stored_already_is_decided_one_by_one(server_ds
             await one_by_one(pool, submissions)
             claims = await conn.fetch("SELECT claim_id, status FROM conflict.claims WHERE kind = 'registration'")
     assert sorted(r["claim_id"] for r in claims) == sorted(e.registration_id for _, e in submissions)
+
+
+def _submitted(program: str, n: int, name: str, country: str) -> tuple:
+    at = T0 + dt.timedelta(seconds=n)
+    e = RegistrationSubmitted(
+        registration_id=f"reg-names-{program}-{n}",
+        program_id=program,
+        partner_id=f"partner-{n}",
+        partner_tier="gold",
+        partner_type="reseller",
+        submitted_by=f"partner-{n}",
+        customer=Customer(name=name, country=country),
+        products=["firewall"],
+        deal_type="new",
+        estimated_value=Money(amount="40000", currency="USD"),
+        expected_close=dt.date(2027, 3, 31),
+        submitted_at=at,
+    )
+    return _ce("registration.submitted", program, e.registration_id, at, e)
+
+
+@pytest.mark.parametrize("size", [3, 20])
+async def test_a_batch_reads_the_names_that_arrived_with_its_marks_and_lock(server_dsn, size):
+    """The intake's first statement marks the batch, takes the program's lock and, once the lock is
+    held, reads the names that arrived in the countries of its submissions: a name committed by the
+    lock's holder while the batch waited is found (only by name: no other key is shared). The
+    candidates then come in one more round trip, and no other statement reads names, whatever the
+    batch's size."""
+    program = unique_id("runs")
+    held = _submitted(program, 0, "Northwind Traders GmbH", "de")
+    names = [("Northwind Traders", " DE"), ("Fabrikam Inc", "US"), ("Tailspin Toys", "GB")]
+    batch = [_submitted(program, n, *names[(n - 1) % 3]) for n in range(1, size + 1)]
+    sent: list[str] = []
+    async with scratch_database(server_dsn) as pool, pool.acquire() as holder, pool.acquire() as waiter:
+        await prelude(holder, program, "default")
+        waiter.add_query_logger(lambda q: sent.append(q.query))
+
+        async def decide_batch() -> None:
+            async with waiter.transaction():
+                ids = [ce.id for ce, _ in batch]
+                fresh = await intake.mark_batch(waiter, intake.CONSUMER, ids, program, [e for _, e in batch])
+                assert fresh == set(ids)
+                await intake.handle_batch(waiter, _delivered(batch))
+            await asyncio.sleep(0)  # query loggers are called through the loop
+
+        async with holder.transaction():
+            await intake.handle(holder, *held)
+            name_index.forget(program)  # as if the holder were another replica: its names unknown here
+            waiting = asyncio.create_task(decide_batch())
+            await asyncio.sleep(0.3)
+            assert not waiting.done()  # it waits for the lock
+        await waiting
+        twin = await waiter.fetchval(
+            "SELECT status FROM conflict.claims WHERE claim_id = $1", batch[0][1].registration_id
+        )
+    assert twin == "waitlisted"  # protected by the claim of the lock's holder
+    assert len([q for q in sent if "conflict.names_arrived" in q]) == 1
+    assert not [q for q in sent if "claim_name_keys" in q], sent
+    assert len([q for q in sent if "AS probe" in q]) == 1 and not [q for q in sent if "a.seqs" in q], sent

@@ -206,6 +206,11 @@ def _ignored(ignore_domains: tuple[str, ...]) -> frozenset[str | None]:
     return frozenset(registrable_domain(d) for d in ignore_domains)
 
 
+def country_key(country: str | None) -> str:
+    """The country as identities compare it (names are compared only within one)."""
+    return (country or "").strip().upper()
+
+
 def identity_of(
     name: str | None,
     country: str | None,
@@ -222,7 +227,7 @@ def identity_of(
     tax_key = re.sub(r"[^0-9A-Z]", "", unicodedata.normalize("NFKC", tax_id or "").upper())
     return Identity(
         name_key=normalize_name(name or ""),
-        country=(country or "").strip().upper(),
+        country=country_key(country),
         domain=registrable,
         duns=duns_digits or None,
         tax_id=tax_key or None,
