@@ -8,8 +8,9 @@ lock). `candidate_rows` reads those with the candidates of the names already kno
 trip, and asks again only for a new name that is similar too; `candidate_rows_many` does the same
 for a batch of submissions, all of them in one round trip. The intake reads a batch's names in the
 statement that takes the program's lock (`asking`, `arrived`), and then asks for its candidates
-alone. The names found lead to their claims through a b-tree on (program_id, name_key, status); the query is the SQL function ``conflict.candidate_claims``
-(migration 0012), so that its plan is made once per session, not once per call.
+alone. The names found lead to their claims through a b-tree on (program_id, name_key, status); the
+query is the SQL function ``conflict.candidate_claims`` (migration 0012), so that its plan is made
+once per session, not once per call.
 
 Nothing kept depends on the threshold, so a policy may change it at any time: no claim that the
 pure rules would accept is missed. The searches are kept per process, for the database they were
