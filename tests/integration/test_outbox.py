@@ -116,9 +116,9 @@ class SettingsSeen(OutboxRelay):
         super().__init__(*args, **kwargs)
         self.seen: list[str] = []
 
-    async def publish_batch(self, conn: asyncpg.Connection) -> int:
+    async def _send_batch(self, conn: asyncpg.Connection, in_flight):
         self.seen.append(await conn.fetchval("SHOW synchronous_commit"))
-        return await super().publish_batch(conn)
+        return await super()._send_batch(conn, in_flight)
 
 
 async def test_the_relay_deletes_without_waiting_for_the_disk_and_gives_its_connection_back_durable(db, nc):
@@ -145,10 +145,11 @@ class PlansSeen(OutboxRelay):
         super().__init__(*args, **kwargs)
         self.plans: list[str] = []
 
-    async def publish_batch(self, conn: asyncpg.Connection) -> int:
-        plan = await conn.fetch(f"EXPLAIN {self._sql_batch}", self.batch_size, self._sent)
+    async def _send_batch(self, conn: asyncpg.Connection, in_flight):
+        skip = in_flight.positions if in_flight is not None else []
+        plan = await conn.fetch(f"EXPLAIN {self._sql_batch}", self.batch_size, self._sent, skip)
         self.plans.append("\n".join(r[0] for r in plan))
-        return await super().publish_batch(conn)
+        return await super()._send_batch(conn, in_flight)
 
 
 async def test_the_relay_reads_an_outbox_emptied_after_a_burst_through_its_index(db, nc):
@@ -316,3 +317,38 @@ async def test_an_append_wakes_the_relay_long_before_its_poll_interval(server_ds
             await listener.close()
             if other is not None:
                 await other.close()
+
+
+class InFlightSeen(OutboxRelay):
+    """The relay, noting for each batch it sends whether another one's PubAcks were still awaited."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.while_in_flight: list[bool] = []
+
+    async def _send_batch(self, conn: asyncpg.Connection, in_flight):
+        batch = await super()._send_batch(conn, in_flight)
+        if batch is not None:
+            self.while_in_flight.append(in_flight is not None)
+        return batch
+
+
+async def test_a_batch_goes_out_while_the_pubacks_of_the_one_before_are_awaited(db, nc):
+    """Full batches, and those appended while a batch's PubAcks are awaited, are published without
+    waiting for them: the next one skips the rows in flight, and every event still arrives once, in
+    its stream's order, and leaves the outbox."""
+    program = unique_id("prog")
+    streams = [unique_id("s") for _ in range(2)]
+    appended: dict[str, list[str]] = {s: [] for s in streams}
+    for n in range(20):
+        appended[streams[n % 2]].append(str((await append(db, program, streams[n % 2], n)).event_id))
+    relay = InFlightSeen(db, nc.jetstream(), STORE, batch_size=3)
+    async with reader(nc, program) as crm, running(relay):
+        for n in range(20, 40):  # appended while the relay publishes
+            appended[streams[n % 2]].append(str((await append(db, program, streams[n % 2], n)).event_id))
+        received = await crm.until(40)
+        await wait_until(lambda: outbox_empty(db), what="the outbox to empty")
+    assert relay.published == 40 and len(in_effect(received)) == 40
+    assert any(relay.while_in_flight), relay.while_in_flight
+    for stream in streams:
+        assert [i for i in in_effect(received) if i in set(appended[stream])] == appended[stream]
