@@ -14,6 +14,7 @@ makes the same ones) keeps its cause's time: `derived_id`.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 from uuid_utils.compat import uuid7
@@ -22,6 +23,8 @@ _TIME_BITS = 48
 _LOW = (1 << (128 - _TIME_BITS)) - 1
 _VERSION = 0xF << 76
 _VARIANT = 0x3 << 62
+_BITS = ((1 << 128) - 1) & ~_VERSION & ~_VARIANT  # all but the version and variant
+_RFC_VARIANT = 0x2 << 62
 
 
 def new_id() -> uuid.UUID:
@@ -34,12 +37,13 @@ def derived_id(namespace: uuid.UUID, cause_id: str, name: str) -> uuid.UUID:
     the same for the same arguments, always. A cause id in time order (version 7, or 8 made here)
     lends it its 48 bits of time, so the id sorts by its cause's time (version 8); any other cause
     gives the plain `uuid5`."""
-    hashed = uuid.uuid5(namespace, name)
+    # `uuid.uuid5`'s hash, its version and variant set once on the final value (half the time of
+    # `uuid5`, whose UUID would be made only to be taken apart)
+    hashed = int.from_bytes(hashlib.sha1(namespace.bytes + name.encode()).digest()[:16], "big") & _BITS
     try:
         cause = uuid.UUID(cause_id)
     except ValueError:
-        return hashed
-    if cause.version not in (7, 8):
-        return hashed
-    value = (cause.int & ~_LOW) | (hashed.int & _LOW)
-    return uuid.UUID(int=(value & ~_VERSION & ~_VARIANT) | (0x8 << 76) | (0x2 << 62))
+        cause = None
+    if cause is None or cause.version not in (7, 8):
+        return uuid.UUID(int=hashed | (0x5 << 76) | _RFC_VARIANT)
+    return uuid.UUID(int=(cause.int & ~_LOW & _BITS) | (hashed & _LOW) | (0x8 << 76) | _RFC_VARIANT)
