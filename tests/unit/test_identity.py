@@ -64,6 +64,8 @@ def test_identity_table(left: Side, right: Side, same_customer: bool):
         ("localhost", None),
         ("api.localhost", None),
         ("http://127.0.0.1:8000/", None),
+        ("sales@10.0.0.7", None),
+        ("http://1.2.3.4./", None),
         ("[::1]", None),
         ("https://[2001:db8::1]/x", None),
         ("", None),

@@ -79,6 +79,10 @@ def registrable_domain(value: str | None) -> str | None:
 
 
 def _is_ip_address(host: str) -> bool:
+    # an IPv6 address has a colon, an IPv4 one only ASCII digits and dots: any other host is none,
+    # told without `ip_address`, whose refusal (an exception, twice) costs a fifth of the whole
+    if ":" not in host and not (host.isascii() and host.replace(".", "").isdigit()):
+        return False
     try:
         ipaddress.ip_address(host)
     except ValueError:
