@@ -42,17 +42,11 @@ _ARRIVED = """
     LEFT JOIN conflict.claim_name_keys k ON k.program_id = $1 AND k.country = $2 AND k.seq > $3
     ORDER BY k.seq
 """
-# The same for several countries of the program at once ($2, each with its own $3).
-_ARRIVED_MANY = """
-    SELECT d.oid::int8 AS database, w.country, k.seq, k.name_key
-    FROM (SELECT oid FROM pg_database WHERE datname = current_database()) d
-    CROSS JOIN unnest($2::text[], $3::int8[]) AS w(country, since)
-    LEFT JOIN LATERAL (
-        SELECT seq, name_key FROM conflict.claim_name_keys
-        WHERE program_id = $1 AND country = w.country AND seq > w.since
-    ) k ON true
-    ORDER BY w.country, k.seq
-"""
+# The same for several countries of the program at once ($2, each since its own $3), as one row of
+# arrays in (country, seq) order: the function the intake's lock statement calls too (migration 0017).
+_ARRIVED_MANY = (
+    "SELECT database, countries, seqs, names FROM conflict.names_arrived($1, $2::text[], $3::bigint[], NULL)"
+)
 _COUNTRIES = "SELECT DISTINCT country FROM conflict.claim_name_keys WHERE program_id = $1 ORDER BY 1"
 
 
@@ -111,9 +105,9 @@ async def read_arrived(conn: asyncpg.Connection, program_id: str, countries: Ite
     if len(keys) < 2:
         return  # `similar_names` reads one as cheaply
     asked = _asking(keys)
-    rows = await conn.fetch(_ARRIVED_MANY, program_id, asked.countries, asked.since)
-    arrived = [(r["country"], r["seq"], r["name_key"]) for r in rows if r["seq"] is not None]
-    _apply_arrived(read, asked, rows[0]["database"], arrived)  # (at least one row a country)
+    row = await conn.fetchrow(_ARRIVED_MANY, program_id, asked.countries, asked.since)
+    arrived = zip(row["countries"] or (), row["seqs"] or (), row["names"] or (), strict=True)
+    _apply_arrived(read, asked, row["database"], list(arrived))
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +244,7 @@ async def candidate_rows_many(
         await read_arrived(conn, program_id, unknown)
     sent: list[tuple[_Known | None, set[str]]] = []
     pipelined = []
-    asking: set[tuple[str, str]] = set()  # the countries a probe asks the names that arrived of
+    first_asked: set[tuple[str, str]] = set()  # the countries a probe asks the names that arrived of
     for i, (args, name_key) in enumerate(probes):
         program_id, country = args[0], args[6]
         known = _known.get((program_id, country))
@@ -260,8 +254,8 @@ async def candidate_rows_many(
         else:
             names = known.names.similar(name_key, threshold)
         sent.append((known, set(names)))
-        since = _NONE_SINCE if (program_id, country) in asking else known.seq
-        asking.add((program_id, country))
+        since = _NONE_SINCE if (program_id, country) in first_asked else known.seq
+        first_asked.add((program_id, country))
         pipelined.append([*args[:7], names, args[8], since, i])
     rows = await conn.fetchmany(_combined(columns, probed=True), pipelined)
     heads: list[asyncpg.Record | None] = [None] * len(probes)
