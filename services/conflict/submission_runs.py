@@ -3,8 +3,9 @@
 One by one, each submission costs four round trips under the program's lock: insert its claim,
 fetch its candidates, append its decision, update the projections. A run of n submissions here
 costs about four in all: every candidate query is sent in one pipeline, the decisions are taken in
-memory in log order, and the projection updates, the claims (each written once, as decided) and
-the appends are sent in one pipeline each.
+memory in log order, the projection updates of earlier claims are sent in one pipeline, and the
+appends of all the run's decisions, with its claims (each written once, as decided), in one
+statement.
 
 The decisions are the ones `intake.handle` would take for the same facts in the same order, so
 they do not depend on how the facts were fetched in batches:
@@ -166,20 +167,16 @@ class _Writes:
         return out
 
     async def flush(self, conn: asyncpg.Connection, claims: list[Claim], customers_json: list[str]) -> None:
-        """Send what is left, then write the run's claims and its events: in one round trip, the
-        claims (and the expiry timers left to set) written by the statement of the first append
-        (`_WITH_EVENTS`)."""
+        """Send what is left, then write the run's claims and its events: in one statement, the
+        run's appends (`EventStore.append_together`) with its claims and the expiry timers left to
+        set (`_WITH_EVENTS`)."""
         if not self.appends:  # no event to write the claims with (every decided submission emits)
             raise NotBatchable("the run records no events")
         expiries = timers.expiry_rows(self._last_expiries())
         await self._send_projections(conn)
         rows = claims_repo.decided_rows(claims, customers_json)
-        appends = [
-            STORE.joined(a, (_WITH_EVENTS, [rows, expiries] if n == 0 else ["[]", "[]"]))
-            for n, a in enumerate(self.appends)
-        ]
         try:
-            await STORE.append_pipelined(conn, appends)
+            await STORE.append_together(conn, self.appends, (_WITH_EVENTS, [rows, expiries]))
         except asyncpg.UniqueViolationError as e:
             if e.constraint_name != "claims_pkey":
                 raise
@@ -215,9 +212,9 @@ class _Writes:
         self.statements, self.claims = [], []
 
 
-# what the statement of a run's first append writes besides its events (`EventStore.joined`): the
+# what the statement of a run's appends writes besides its events (`EventStore.append_together`): the
 # run's claims as decided (`claims_repo.decided_rows`, migration 0015) and the expiry timers of their
-# ownership (`timers.expiry_rows`, migration 0016); the run's other appends carry empty arrays
+# ownership (`timers.expiry_rows`, migration 0016)
 _WITH_EVENTS = "conflict.insert_claims({0}::jsonb) + conflict.insert_expiry_timers({1}::jsonb)"
 
 

@@ -273,6 +273,75 @@ class EventStore:
             conn.after_commit(self.notify_channel, self._wake_relay)
         return versions
 
+    async def append_together(
+        self,
+        conn: asyncpg.Connection,
+        appends: Sequence[PreparedAppend],
+        also: tuple[str, Sequence[object]] | None = None,
+    ) -> list[int]:
+        """Run prepared appends with no version to check (ANY_VERSION), to any streams, in one
+        statement inside the caller's transaction: the same events, stream versions, global order
+        and outbox rows as `append_pipelined` running them one after the other, with `also` (as
+        `append` takes it) evaluated once, after the heads moved and before the events.
+
+        The statement moves no head when any of the events is recorded already (a retry): then
+        nothing of it is written, and the appends run one after the other as `append_pipelined`
+        runs them (with `also` in the first), for the same answers. Returns each append's new
+        stream version."""
+        if not conn.is_in_transaction():
+            raise RuntimeError("append_together runs inside the caller's transaction")
+        if not appends:
+            return []
+        if any(a.expected_version != ANY_VERSION for a in appends):
+            raise ValueError("append_together appends with no version to check (ANY_VERSION)")
+        columns, heads = _together(appends)
+        also_args = list(also[1]) if also is not None else []
+        statement = self._together_statement(also[0] if also is not None else None, len(also_args))
+        row = await conn.fetchrow(statement, *columns, *heads, *also_args)
+        if row["streams"] is None:
+            first, *rest = appends
+            return await self.append_pipelined(conn, [self.joined(first, also) if also else first, *rest])
+        moved = dict(zip(row["streams"], row["versions"], strict=True))
+        for a in appends:
+            events_appended(self.schema, a.program_id, a.event_types)
+        conn.after_commit(self.notify_channel, self._wake_relay)
+        return _versions_after_each(appends, moved)
+
+    def _together_statement(self, also: str | None, also_count: int) -> str:
+        key = ("together", also, also_count)
+        if (statement := self._sql_append_also.get(key)) is not None:
+            return statement
+        s = self.schema
+        also_sql = also.format(*(f"${_TOGETHER_PARAMS + 1 + i}" for i in range(also_count))) if also else None
+        also_cte = f"also AS MATERIALIZED (SELECT {also_sql} FROM (SELECT FROM head LIMIT 1) AS moved)," if also else ""
+        statement = self._sql_append_also[key] = f"""
+            WITH e AS MATERIALIZED (
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                     $7::uuid[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::int[])
+                WITH ORDINALITY AS e(stream_id, program_id, corr, cause, actor, tp, id, t, subj, d, at, back, ord)
+            ), head AS (
+                INSERT INTO {s}.streams AS st (stream_id, version)
+                SELECT * FROM unnest($13::text[], $14::int[])
+                WHERE NOT EXISTS (SELECT FROM {s}.events WHERE event_id = ANY($7::uuid[]))
+                ON CONFLICT (stream_id) DO UPDATE SET version = st.version + excluded.version
+                RETURNING stream_id, version
+            ), {also_cte}
+            ins AS (
+                INSERT INTO {s}.events (event_id, stream_id, stream_version, event_type, program_id, subject,
+                                        data, correlation_id, causation_id, actor, traceparent, occurred_at)
+                SELECT e.id, e.stream_id, head.version - e.back, e.t, e.program_id, e.subj, e.d::jsonb,
+                       e.corr, e.cause, e.actor, e.tp, e.at
+                FROM e JOIN head USING (stream_id) {"CROSS JOIN also" if also else ""}
+                ORDER BY e.ord
+                RETURNING global_position, program_id, event_type
+            ), ob AS (
+                INSERT INTO {s}.outbox (global_position, subject)
+                SELECT global_position, 'dealreg.{self.service}.' || program_id || '.' || event_type FROM ins
+            )
+            SELECT array_agg(stream_id) AS streams, array_agg(version) AS versions FROM head
+            """
+        return statement
+
     async def _unmoved(self, conn: asyncpg.Connection, prepared: PreparedAppend) -> int:
         """Nothing moved: a retry of an append that committed (its version), or another writer first."""
         if (version := await self._already_recorded(conn, prepared.stream_id, prepared.event_ids)) is not None:
@@ -338,6 +407,39 @@ class EventStore:
             str(position.tx_id),
             position.global_position,
         )
+
+
+# the parameters of `append_together`'s statement before its `also` arguments: twelve columns of its
+# events (`_together`), and its streams with their counts of events
+_TOGETHER_PARAMS = 14
+
+
+def _together(appends: Sequence[PreparedAppend]) -> tuple[list[list], list[list]]:
+    """The columns of the appends' events, in order (each event with its append's stream and
+    metadata, and how many of its stream's events come after it), and each stream with its count."""
+    columns: list[list] = [[] for _ in range(12)]
+    counts: dict[str, int] = {}
+    for a in appends:
+        counts[a.stream_id] = counts.get(a.stream_id, 0) + len(a.event_ids)
+    seen: dict[str, int] = {}
+    for a in appends:
+        stream, program, correlation, causation, actor, traceparent, ids, types, subjects, data, at = a.args[:11]
+        for i in range(len(ids)):
+            seen[stream] = seen.get(stream, 0) + 1
+            row = (stream, program, correlation, causation, actor, traceparent, ids[i], types[i], subjects[i])
+            for column, value in zip(columns, (*row, data[i], at[i], counts[stream] - seen[stream]), strict=True):
+                column.append(value)
+    return columns, [list(counts), list(counts.values())]
+
+
+def _versions_after_each(appends: Sequence[PreparedAppend], moved: dict[str, int]) -> list[int]:
+    """Each append's stream version once its events are written, from each stream's final version."""
+    later: dict[str, int] = {}
+    versions = []
+    for a in reversed(appends):
+        versions.append(moved[a.stream_id] - later.get(a.stream_id, 0))
+        later[a.stream_id] = later.get(a.stream_id, 0) + len(a.event_ids)
+    return versions[::-1]
 
 
 def new_event_id() -> uuid.UUID:

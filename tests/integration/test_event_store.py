@@ -11,7 +11,7 @@ import pytest
 from services.eventlog.db import NOTIFIER
 from services.eventlog.events import ANY_VERSION, NO_STREAM, ConcurrencyError, Metadata, NewEvent, Position
 from services.eventlog.migrate import migrate
-from services.eventlog.store import EventStore
+from services.eventlog.store import EventStore, PreparedAppend
 from tests.conftest import unique_id
 
 pytestmark = pytest.mark.integration
@@ -85,6 +85,83 @@ def test_an_append_joined_with_an_expression_is_the_one_prepared_with_it():
         assert joined.args[:-2] == plain.args and joined.statement != plain.statement
         with pytest.raises(ValueError):
             store.joined(joined, ("{0}::int", [1]))
+
+
+def _run(tag: str) -> list[PreparedAppend]:
+    """Appends of a run: a stream written by three of them (one existing), a new one, another
+    existing one, each with its own metadata."""
+    streams = {name: f"{tag}-{name}" for name in ("a", "b", "c")}
+    shape = [("a", 2), ("b", 1), ("a", 1), ("c", 3), ("a", 2)]
+    return [
+        store.prepare(
+            streams[name],
+            ANY_VERSION,
+            [ev(10 * n + i, f"thing.{name}{i}") for i in range(size)],
+            program_id=f"p{n % 2}",
+            metadata=Metadata(correlation_id=f"corr-{n}", causation_id=f"cause-{n}", actor=f"actor-{n}"),
+        )
+        for n, (name, size) in enumerate(shape)
+    ]
+
+
+async def _written_by(conn: asyncpg.Connection, tag: str) -> list[tuple]:
+    """The events of the streams of `tag`, in the global order, with their outbox rows' subjects."""
+    rows = await conn.fetch(
+        "SELECT e.stream_id, e.stream_version, e.event_type, e.program_id, e.subject, e.data::text,"
+        " e.correlation_id, e.causation_id, e.actor, e.traceparent, e.occurred_at, o.subject"
+        " FROM registration.events e LEFT JOIN registration.outbox o USING (global_position)"
+        " WHERE e.stream_id LIKE $1 || '-%' ORDER BY e.global_position",
+        tag,
+    )
+    return [(r[0].removeprefix(tag), *r[1:]) for r in rows]
+
+
+async def test_appends_together_write_what_they_write_one_after_the_other(pool):
+    """`append_together` writes, in one statement, the events, stream versions, global order,
+    metadata and outbox rows of the same appends run one after the other (`append_pipelined`), with
+    `also` evaluated once; a retry writes nothing and answers the same versions."""
+    pipelined, together = unique_id("run"), unique_id("run")
+    async with pool.acquire() as conn:
+        for tag in (pipelined, together):  # streams a and c exist already
+            await store.append(conn, f"{tag}-a", NO_STREAM, [ev(0)], program_id="p0")
+            await store.append(conn, f"{tag}-c", NO_STREAM, [ev(0), ev(1)], program_id="p0")
+        one_after_the_other = _run(pipelined)
+        async with conn.transaction():
+            expected = await store.append_pipelined(conn, one_after_the_other)
+        sent: list[str] = []
+
+        def log(query: asyncpg.connection.LoggedQuery) -> None:
+            sent.append(query.query)
+
+        conn.add_query_logger(log)
+        appends = _run(together)
+        async with conn.transaction():
+            versions = await store.append_together(conn, appends, ("{0}::int + {1}::int", [1, 2]))
+        await asyncio.sleep(0)  # query loggers are called through the loop
+        conn.remove_query_logger(log)
+        assert versions == expected == [3, 1, 4, 5, 6]
+        assert len([q for q in sent if "INSERT INTO registration.events" in q]) == 1, sent
+        assert await _written_by(conn, together) == await _written_by(conn, pipelined)
+        async with conn.transaction():  # a retry: nothing moves, and the answers are the same
+            retried = await store.append_pipelined(conn, one_after_the_other)
+            assert await store.append_together(conn, appends, (_FAILING, [0])) == retried == [6, 1, 6, 5, 6]
+        assert await _written_by(conn, together) == await _written_by(conn, pipelined)
+        with pytest.raises(RuntimeError):
+            await store.append_together(conn, _run(unique_id("run")))
+        async with conn.transaction():
+            with pytest.raises(ValueError):
+                await store.append_together(conn, [store.prepare("s", NO_STREAM, [ev(1)], program_id="p")])
+
+
+async def test_what_is_written_with_appends_together_undoes_them(pool):
+    """`also`'s error undoes the whole statement: no head, event or outbox row of any stream."""
+    tag = unique_id("run")
+    async with pool.acquire() as conn:
+        with pytest.raises(asyncpg.DivisionByZeroError):
+            async with conn.transaction():
+                await store.append_together(conn, _run(tag), (_FAILING, [0]))
+        assert await _written_by(conn, tag) == []
+        assert [await store.stream_version(conn, f"{tag}-{name}") for name in "abc"] == [0, 0, 0]
 
 
 async def test_concurrent_writers_one_wins(pool):

@@ -208,8 +208,10 @@ async def _tables(conn: asyncpg.Connection) -> dict[str, list]:
         "events": [
             tuple(r)
             for r in await conn.fetch(
-                "SELECT event_id, stream_id, stream_version, event_type, data::text, occurred_at, causation_id"
-                " FROM conflict.events WHERE stream_id NOT LIKE 'directdeal-%' ORDER BY global_position"
+                "SELECT e.event_id, e.stream_id, e.stream_version, e.event_type, e.data::text, e.occurred_at,"
+                " e.causation_id, e.correlation_id, e.actor, e.program_id, e.subject, o.subject"
+                " FROM conflict.events e LEFT JOIN conflict.outbox o USING (global_position)"
+                " WHERE e.stream_id NOT LIKE 'directdeal-%' ORDER BY e.global_position"
             )
         ],
         "claims": [
@@ -249,6 +251,7 @@ async def test_runs_decide_as_one_by_one(server_dsn, policy_name):
             async with pool.acquire() as conn:
                 results.append(await state(conn))
     sequential, batched = results
+    assert all(row[-1] for row in sequential["events"])  # every event's outbox row, compared too
     for table in sequential:
         assert batched[table] == sequential[table], table
     # each decision counted (and logged) once: not again for a run rolled back and decided one by one
