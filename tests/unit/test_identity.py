@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.conflict.domain.identity import (
@@ -258,3 +258,79 @@ _FORM_WORDS = st.sampled_from(["gmbh", "co", "kg", "inc", "ltd", "llc", "s.a.", 
 @given(st.lists(st.one_of(st.text(max_size=8), _FORM_WORDS), max_size=7).map(" ".join))
 def test_looking_forms_up_by_last_word_strips_what_trying_every_form_strips(name: str):
     assert normalize_name(name) == _strip_every_form(name)
+
+
+def _registrable_domain_by_urlsplit(value: str | None) -> str | None:
+    """registrable_domain as first written: every host found by urlsplit, every host through IDNA."""
+    from urllib.parse import urlsplit
+
+    from services.conflict.domain.identity import _LABEL, _NEVER_DOMAINS, _PSL, _is_ip_address
+
+    if not isinstance(value, str) or not (text := value.strip()):
+        return None
+    try:
+        host = urlsplit(text if "://" in text else "//" + text).hostname
+        if not host:
+            return None
+        host = host.rstrip(".")
+        if _is_ip_address(host):
+            return None
+        host = host.encode("idna").decode("ascii").lower()
+    except (ValueError, UnicodeError):
+        return None
+    labels = host.split(".")
+    if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        return None
+    if labels[-1] in _NEVER_DOMAINS:
+        return None
+    return _PSL.privatesuffix(host)
+
+
+# the pieces of the forms partners type, and of what only looks like them
+_TYPED_PARTS = st.sampled_from(
+    [
+        "https://", "HTTP://", "ftp+x.y://", "://", "//", "www.", "WWW.", "sales@", "a.b+c%d@", "@", "acme", "ACME",
+        "x-y", "-", "_", ".", "..", "com", "co.uk", "de", "github.io", "1", "127.0.0.1", "[::1]", ":", ":8080", "/",
+        "/path", "?q=1", "#top", "/r?u=https://other.com", "/@evil.com", "a" * 64, "ü", "xn--bcher-kva", "\t",
+        "\n", " ", "localhost",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=1000)
+@given(st.one_of(st.lists(_TYPED_PARTS, max_size=10).map("".join), st.text()))
+def test_registrable_domain_finds_without_urlsplit_what_urlsplit_finds(value: str):
+    """The plain forms read without urlsplit (and ASCII hosts without IDNA) give what both give."""
+    assert registrable_domain(value) == _registrable_domain_by_urlsplit(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["acme.com", "https://www.Acme.co.uk/contact?x=1", "sales@acme.de", "ftp://user@files.acme.com", "acme.com#x"],
+)
+def test_the_plain_forms_are_read_without_urlsplit(value: str, monkeypatch):
+    from services.conflict.domain import identity
+
+    monkeypatch.setattr(identity, "urlsplit", None)  # would raise if called
+    assert registrable_domain(value) == _registrable_domain_by_urlsplit(value) is not None
+
+
+def _fold_by_unicode(text: str) -> list[str]:
+    """_fold as first written: every name decomposed and stripped of marks, ASCII ones too."""
+    import re
+    import unicodedata
+
+    from services.conflict.domain.identity import _APOSTROPHES, _INITIALS, _LETTERS, _NON_WORD
+
+    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).translate(_LETTERS)
+    text = _APOSTROPHES.sub("", text.replace("&", " and "))
+    text = _INITIALS.sub(lambda m: re.sub(r"[./]", "", m.group()), text)
+    return _NON_WORD.sub(" ", text).split()
+
+
+@given(st.one_of(st.text(alphabet=st.characters(max_codepoint=127)), st.text()))
+def test_folding_an_ascii_name_by_its_case_alone_folds_it_as_unicode_does(name: str):
+    from services.conflict.domain.identity import _fold
+
+    assert _fold(name) == _fold_by_unicode(name)

@@ -57,17 +57,22 @@ def registrable_domain(value: str | None) -> str | None:
     if not text:
         return None
     try:
-        # Without a scheme, "//" makes urlsplit read the whole thing as an authority,
-        # so "user@host:port/path" and plain e-mail addresses both yield the host.
-        host = urlsplit(text if "://" in text else "//" + text).hostname
+        if (plain := (_PLAIN_URL if "://" in text else _PLAIN_HOST).fullmatch(text)) is not None:
+            host = plain.group(1).lower()  # what urlsplit finds in these forms, without it
+        else:
+            # Without a scheme, "//" makes urlsplit read the whole thing as an authority,
+            # so "user@host:port/path" and plain e-mail addresses both yield the host.
+            host = urlsplit(text if "://" in text else "//" + text).hostname
         if not host:
             return None
         host = host.rstrip(".")
         if _is_ip_address(host):
             return None
-        # IDNA turns Unicode labels into punycode (and nameprep folds case), so
-        # bücher.de and xn--bcher-kva.de are one key.
-        host = host.encode("idna").decode("ascii").lower()
+        if not host.isascii():
+            # IDNA turns Unicode labels into punycode (and nameprep folds case), so
+            # bücher.de and xn--bcher-kva.de are one key. (An ASCII host it leaves as it
+            # is, or refuses for an empty or too long label, as _LABEL below does.)
+            host = host.encode("idna").decode("ascii").lower()
     except (ValueError, UnicodeError):
         return None
     labels = host.split(".")
@@ -76,6 +81,13 @@ def registrable_domain(value: str | None) -> str | None:
     if labels[-1] in _NEVER_DOMAINS:
         return None
     return _PSL.privatesuffix(host)
+
+
+# The forms partners type most, whose host urlsplit would find as the group: a bare host, an e-mail
+# address (no "://" in either), and a URL with a scheme, each host of ASCII letters, digits, dots
+# and hyphens, then nothing or a path, query or fragment (read by the tests against urlsplit).
+_PLAIN_HOST = re.compile(r"(?:[A-Za-z0-9._%+-]+@)?([A-Za-z0-9.-]+)(?:[/?#].*)?", re.DOTALL)
+_PLAIN_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?:[A-Za-z0-9._%+-]+@)?([A-Za-z0-9.-]+)(?:[/?#].*)?", re.DOTALL)
 
 
 def _is_ip_address(host: str) -> bool:
@@ -100,9 +112,12 @@ _LETTERS = str.maketrans({"ø": "o", "æ": "ae", "œ": "oe", "đ": "d", "ð": "d
 
 def _fold(text: str) -> list[str]:
     """Case, accents and punctuation folded; the words that remain."""
-    # casefold after compatibility decomposition too: a mathematical capital decomposes only then
-    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).translate(_LETTERS)
+    if text.isascii():  # nothing to decompose, no marks, no letters to map: only the case
+        text = text.lower()
+    else:
+        # casefold after compatibility decomposition too: a mathematical capital decomposes only then
+        text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
+        text = "".join(ch for ch in text if not unicodedata.combining(ch)).translate(_LETTERS)
     text = _APOSTROPHES.sub("", text.replace("&", " and "))
     text = _INITIALS.sub(lambda m: re.sub(r"[./]", "", m.group()), text)
     return _NON_WORD.sub(" ", text).split()
