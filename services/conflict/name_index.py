@@ -43,7 +43,7 @@ _ARRIVED = """
     ORDER BY k.seq
 """
 # The same for several countries of the program at once ($2, each since its own $3), as one row of
-# arrays in (country, seq) order: the function the intake's lock statement calls too (migration 0017).
+# arrays in (country, seq) order: the function the intake's lock statement calls too (migrations 0017, 0018).
 _ARRIVED_MANY = (
     "SELECT database, countries, seqs, names FROM conflict.names_arrived($1, $2::text[], $3::bigint[], NULL)"
 )
@@ -133,7 +133,7 @@ def _asking(keys: list[tuple[str, str]]) -> Arrivals:
 
 def asking(program_id: str, countries: Iterable[str]) -> Arrivals:
     """The read of the names that arrived in `countries` of the program, for a statement that takes
-    the program's lock and then reads them (`conflict.names_arrived`, migration 0017), whose
+    the program's lock and then reads them (`conflict.names_arrived`, migrations 0017, 0018), whose
     answer `arrived` takes once the lock is held."""
     return _asking(sorted({(program_id, c) for c in countries}))
 

@@ -70,7 +70,7 @@ async def mark_and_lock_program(
     `countries` read for the transaction's searches (`name_index.asking`), in one round trip: every
     fact the intake decides on takes the lock first, and every submission searches the names of its
     country. (The lock is taken by the statement; the policy and the names are read by statements
-    of their own once it is held, migrations 0014 and 0017; the marks concern this consumer alone.)"""
+    of their own once it is held, migrations 0014, 0017 and 0018; the marks concern this consumer alone.)"""
     asked = name_index.asking(program_id, countries)
     row = await conn.fetchrow(
         _MARK_AND_LOCK, *_lock_args(program_id), consumer, event_ids, asked.countries, asked.since

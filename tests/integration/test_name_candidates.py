@@ -344,3 +344,37 @@ async def test_a_program_forgotten_is_read_again_whole_and_the_others_are_kept(s
         assert await name_index.similar_names(conn, program, "US", "acme logistic", 0.6) == before
         await asyncio.sleep(0)  # asyncpg calls its query loggers soon after, not at once
         assert name_index.known_names(program, "US") == 3 and len(reads) == 1
+
+
+async def test_the_names_that_arrived_are_read_through_the_arrival_index_alone(server_dsn):
+    """`conflict.names_arrived` reads, in each country asked, only the names after its number: no
+    scan of the program's other names, even with statistics taken while the program was small (as
+    a live program's are at first), when the planner cannot tell how few names are asked for."""
+    program = unique_id("arrivals")
+    countries = ["US", "DE", "FR", "GB", "ES"]
+    insert = "INSERT INTO conflict.claim_name_keys (program_id, country, name_key) VALUES ($1, $2, $3)"
+    async with scratch_database(server_dsn) as pool, pool.acquire() as conn:
+        await conn.executemany(insert, [(program, countries[i % 5], f"early {i}") for i in range(50)])
+        await conn.execute("ANALYZE conflict.claim_name_keys")
+        await conn.executemany(insert, [(program, countries[i % 5], f"name {i}") for i in range(5000)])
+        since = [
+            await conn.fetchval(
+                "SELECT seq FROM conflict.claim_name_keys WHERE program_id = $1 AND country = $2"
+                " ORDER BY seq DESC OFFSET 3 LIMIT 1",
+                program,
+                country,
+            )
+            for country in countries
+        ]
+        async with conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT * FROM conflict.names_arrived($1, $2::text[], $3::bigint[], NULL)", program, countries, since
+            )
+            read = await conn.fetchrow(
+                "SELECT seq_tup_read, idx_tup_fetch FROM pg_stat_xact_user_tables"
+                " WHERE schemaname = 'conflict' AND relname = 'claim_name_keys'"
+            )
+    arrived = list(zip(row["countries"], row["seqs"], strict=True))
+    assert arrived == sorted(arrived) and sorted(c for c, _ in arrived) == sorted(countries * 3)
+    # a few rows a country (the range's, and what its bitmap rechecks), not the program's 5,050
+    assert read["seq_tup_read"] == 0 and read["idx_tup_fetch"] < 100, dict(read)
