@@ -13,6 +13,7 @@ from services.eventlog.events import ANY_VERSION, NO_STREAM, ConcurrencyError, M
 from services.eventlog.migrate import migrate
 from services.eventlog.store import EventStore, PreparedAppend
 from tests.conftest import unique_id
+from tests.integration.scratch_database import scratch_database
 
 pytestmark = pytest.mark.integration
 
@@ -108,7 +109,7 @@ async def _written_by(conn: asyncpg.Connection, tag: str) -> list[tuple]:
     """The events of the streams of `tag`, in the global order, with their outbox rows' subjects."""
     rows = await conn.fetch(
         "SELECT e.stream_id, e.stream_version, e.event_type, e.program_id, e.subject, e.data::text,"
-        " e.correlation_id, e.causation_id, e.actor, e.traceparent, e.occurred_at, o.subject"
+        " e.correlation_id, e.causation_id, e.actor, e.occurred_at, o.subject"
         " FROM registration.events e LEFT JOIN registration.outbox o USING (global_position)"
         " WHERE e.stream_id LIKE $1 || '-%' ORDER BY e.global_position",
         tag,
@@ -116,12 +117,13 @@ async def _written_by(conn: asyncpg.Connection, tag: str) -> list[tuple]:
     return [(r[0].removeprefix(tag), *r[1:]) for r in rows]
 
 
-async def test_appends_together_write_what_they_write_one_after_the_other(pool):
+async def test_appends_together_write_what_they_write_one_after_the_other(server_dsn):
     """`append_together` writes, in one statement, the events, stream versions, global order,
     metadata and outbox rows of the same appends run one after the other (`append_pipelined`), with
-    `also` evaluated once; a retry writes nothing and answers the same versions."""
+    `also` evaluated once; a retry writes nothing and answers the same versions. (In a database of
+    its own: no relay publishes, and deletes, the outbox rows compared.)"""
     pipelined, together = unique_id("run"), unique_id("run")
-    async with pool.acquire() as conn:
+    async with scratch_database(server_dsn) as pool, pool.acquire() as conn:
         for tag in (pipelined, together):  # streams a and c exist already
             await store.append(conn, f"{tag}-a", NO_STREAM, [ev(0)], program_id="p0")
             await store.append(conn, f"{tag}-c", NO_STREAM, [ev(0), ev(1)], program_id="p0")
@@ -135,6 +137,7 @@ async def test_appends_together_write_what_they_write_one_after_the_other(pool):
 
         conn.add_query_logger(log)
         appends = _run(together)
+        before = await conn.fetchval("SELECT max(global_position) FROM registration.events")
         async with conn.transaction():
             versions = await store.append_together(conn, appends, ("{0}::int + {1}::int", [1, 2]))
         await asyncio.sleep(0)  # query loggers are called through the loop
@@ -142,6 +145,11 @@ async def test_appends_together_write_what_they_write_one_after_the_other(pool):
         assert versions == expected == [3, 1, 4, 5, 6]
         assert len([q for q in sent if "INSERT INTO registration.events" in q]) == 1, sent
         assert await _written_by(conn, together) == await _written_by(conn, pipelined)
+        # each event with its append's traceparent (the span each was prepared in, when tracing)
+        traceparents = await conn.fetch(
+            "SELECT traceparent FROM registration.events WHERE global_position > $1 ORDER BY global_position", before
+        )
+        assert [r[0] for r in traceparents] == [a.args[5] for a in appends for _ in a.event_ids]
         async with conn.transaction():  # a retry: nothing moves, and the answers are the same
             retried = await store.append_pipelined(conn, one_after_the_other)
             assert await store.append_together(conn, appends, (_FAILING, [0])) == retried == [6, 1, 6, 5, 6]
