@@ -17,7 +17,8 @@ from services.conflict.domain.claims import Claim, Rival, collision
 from services.conflict.domain.identity import Identity
 from services.conflict.domain.policy import Policy
 
-_COLUMNS = (
+# the columns of a candidate claim, in the order `to_claim` reads them
+CANDIDATE_COLUMNS = _COLUMNS = (
     "claim_id, kind, program_id, partner_id, tier, deal_type, name_key, country, domain, duns, tax_id, products,"
     " amount, currency, submitted_at, status, protected_until, approved_at, conflict_id, attribution_percent,"
     " extensions, appeals, decided_at, decided_by, decided_level, policy_version, seq"
@@ -167,10 +168,10 @@ async def candidates(
     return [to_claim(r) for r in await name_index.candidate_rows(conn, _COLUMNS, args, c.identity.name_key, threshold)]
 
 
-async def rival_candidates_many(conn: asyncpg.Connection, claims: list[Claim], policy: Policy) -> list[list[Claim]]:
-    """The candidates `rivals` confirms, for each of `claims` (under their program's lock), in one
-    round trip with the names that arrived since the last search (`name_index.candidate_rows_many`)."""
-    probes = [
+def rival_probes(claims: list[Claim], policy: Policy) -> list[tuple[list, str]]:
+    """The candidate queries of `rivals` for each of `claims`: (arguments, name key), as
+    `name_index.candidate_rows_many` takes them."""
+    return [
         (
             [
                 c.program_id, c.claim_id, RIVAL_STATUSES, c.identity.domain, c.identity.duns, c.identity.tax_id,
@@ -180,7 +181,23 @@ async def rival_candidates_many(conn: asyncpg.Connection, claims: list[Claim], p
         )
         for c in claims
     ]  # fmt: skip
-    found = await name_index.candidate_rows_many(conn, _COLUMNS, probes, policy.match.name_similarity)
+
+
+async def rival_candidates_many(
+    conn: asyncpg.Connection, claims: list[Claim], policy: Policy, *, prefetched: bool = False
+) -> list[list[Claim]]:
+    """The candidates `rivals` confirms, for each of `claims` (under their program's lock), in one
+    round trip with the names that arrived since the last search (`name_index.candidate_rows_many`).
+
+    `prefetched`: the transaction has written nothing yet, so the candidates read with its program
+    lock, when they were asked for these very queries (`name_index.prefetch`), are still those."""
+    probes = rival_probes(claims, policy)
+    threshold = policy.match.name_similarity
+    kept = name_index.take_prefetched(conn, probes, threshold)  # taken in any case: stale after a write
+    if kept is not None and prefetched:
+        found = kept
+    else:
+        found = await name_index.candidate_rows_many(conn, CANDIDATE_COLUMNS, probes, threshold)
     return [[to_claim(r) for r in rows] for rows in found]
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from itertools import takewhile
 
 import asyncpg
 import msgspec
@@ -17,7 +18,7 @@ from contracts.registration_events import (
     RegistrationSubmitted,
     RegistrationWithdrawn,
 )
-from services.conflict import claims_repo, policy_store, tie_groups
+from services.conflict import claims_repo, name_index, policy_store, tie_groups
 from services.conflict.deciding import amended_claim, decide, reevaluate_waitlist, submitted_claim
 from services.conflict.domain import ownership
 from services.conflict.domain.effects import status_event
@@ -55,8 +56,25 @@ async def mark_batch(
     """A batch of one program's facts marked processed, with the program's lock taken (which every
     fact decided on takes first) and the names that arrived in its submissions' countries read (which
     each of them searches), in one round trip (`mark_and_lock_program`)."""
+    data = list(data)
     countries = {country_key(e.customer.country) for e in data if isinstance(e, RegistrationSubmitted)}
-    return await mark_and_lock_program(conn, consumer, event_ids, program_id, countries)
+    return await mark_and_lock_program(conn, consumer, event_ids, program_id, countries, _first_run(program_id, data))
+
+
+def _first_run(program_id: str, data: list[msgspec.Struct]) -> Callable[[], name_index.Prefetch | None] | None:
+    """The candidate queries of the submissions the batch starts with (the run `handle_batch` decides
+    first, before the transaction writes anything), as the policy this process last saw in force
+    makes them: asked with the lock, they spare the run its own round trip for them
+    (`rival_candidates_many`, which takes them only if the policy in force makes the same ones)."""
+    run = list(takewhile(lambda e: isinstance(e, RegistrationSubmitted), data))
+    seen = policy_store.last_seen(program_id)
+    if len(run) < 2 or seen is None or tie_window(seen[0]):
+        return None  # one fact is decided alone; a tie window's are pooled one by one
+    policy = seen[0]
+    claims = [submitted_claim(e, policy) for e in run if e.program_id == program_id]
+    probes = claims_repo.rival_probes(claims, policy)
+    threshold = policy.match.name_similarity
+    return lambda: name_index.prefetch(program_id, probes, threshold, claims_repo.CANDIDATE_COLUMNS)
 
 
 async def handle(conn: asyncpg.Connection, ce: CloudEvent, e: msgspec.Struct) -> None:
@@ -86,13 +104,14 @@ async def handle_batch(conn: asyncpg.Connection, delivered: list[Delivered]) -> 
     """Apply a batch of one program's facts in order: each run of submissions decided together
     (`submission_runs`), every other fact as `handle` does."""
     run: list[Delivered] = []
+    first = True  # the run the batch starts with, decided before anything is written
     for d in [*delivered, None]:
         if d is not None and isinstance(d.data, RegistrationSubmitted):
             run.append(d)
             continue
         if run:
-            await decide_run(conn, run, handle)
-        run = []
+            await decide_run(conn, run, handle, first=first)
+        run, first = [], False
         if d is not None:
             with d.handling():
                 await handle(conn, d.ce, d.data)

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import asyncpg
+import msgspec
 
 from services.conflict.domain.identity import trigram_similarity
 from services.conflict.name_search import NameSearch
@@ -47,6 +48,7 @@ _ARRIVED = """
 _ARRIVED_MANY = (
     "SELECT database, countries, seqs, names FROM conflict.names_arrived($1, $2::text[], $3::bigint[], NULL)"
 )
+_json_encode = msgspec.json.Encoder().encode
 _COUNTRIES = "SELECT DISTINCT country FROM conflict.claim_name_keys WHERE program_id = $1 ORDER BY 1"
 
 
@@ -136,6 +138,96 @@ def asking(program_id: str, countries: Iterable[str]) -> Arrivals:
     the program's lock and then reads them (`conflict.names_arrived`, migrations 0017, 0018), whose
     answer `arrived` takes once the lock is held."""
     return _asking(sorted({(program_id, c) for c in countries}))
+
+
+@dataclass(frozen=True, slots=True)
+class Prefetch:
+    """Candidate queries for a statement that takes the program's lock and reads the names that
+    arrived (`asking`), to run once the lock is held (`conflict.candidates_under_lock`, migration
+    0019): each probe's arguments and name key (as `candidate_rows_many` takes them), asked with the
+    names similar to it among those this process knew when the statement was sent."""
+
+    program_id: str
+    probes: list[tuple[list, str]]
+    threshold: float
+    columns: str
+    known: list[_Known]
+    names: list[list[str]]
+
+    def sql_args(self) -> list:
+        """$1 program, $2 statuses, $3 own claims, $4 domains, $5 DUNS, $6 tax ids, $7 countries,
+        $8 each probe's names (a JSON array of arrays), $9 each probe's products (arrays or nulls)."""
+        args = [a for a, _ in self.probes]
+        return [
+            self.program_id,
+            args[0][2],
+            [a[1] for a in args],
+            [a[3] for a in args],
+            [a[4] for a in args],
+            [a[5] for a in args],
+            [a[6] for a in args],
+            _json_encode(self.names).decode(),
+            _json_encode([list(a[8]) if a[8] is not None else None for a in args]).decode(),
+        ]
+
+
+def prefetch(program_id: str, probes: list[tuple[list, str]], threshold: float, columns: str) -> Prefetch | None:
+    """The candidate queries of `probes` (all of `program_id`, asking for the same statuses) for the
+    statement that takes the program's lock; None when a probe's country was never read here (its
+    names are read whole first). Make it with `asking`, with no await between them."""
+    if not probes or any(a[0] != program_id or a[2] != probes[0][0][2] for a, _ in probes):
+        return None
+    known = [_known.get((program_id, args[6])) for args, _ in probes]
+    if any(k is None for k in known):
+        return None
+    names = [k.names.similar(name_key, threshold) for k, (_, name_key) in zip(known, probes, strict=True)]
+    return Prefetch(program_id, probes, threshold, columns, known, names)  # type: ignore[arg-type]
+
+
+async def prefetched(
+    conn: asyncpg.Connection, pre: Prefetch, found: list[list[tuple]], rows: list[tuple[str, int, str]]
+) -> None:
+    """The answer to `pre`, read under the program's lock with the names that arrived (`rows`, which
+    `arrived` has applied): each probe's claims, with those of the names that arrived and are
+    similar too but were not asked for (seldom: a query of its own each), kept for the transaction's
+    first search of the same probes (`take_prefetched`). Kept only when the names that arrived were
+    read into what the probes asked with (not when this process started them afresh meanwhile)."""
+    read = _read_under_lock(conn, pre.program_id)
+    local = transaction_local(conn)
+    if read is None or local is None:
+        return
+    for (args, _), known in zip(pre.probes, pre.known, strict=True):
+        key = (pre.program_id, args[6])
+        if read.get(key) is not known or _known.get(key) is not known:
+            return
+    arrived: dict[str, list[str]] = {}
+    for country, _, name in rows:
+        arrived.setdefault(country, []).append(name)
+    kept = {}
+    for (args, name_key), asked, rows_of in zip(pre.probes, pre.names, found, strict=True):
+        extra = [n for n in arrived.get(args[6], ()) if n not in asked and _similar(n, name_key, pre.threshold)]
+        kept[args[1]] = ((args, name_key, pre.threshold), await _with_extra(conn, pre.columns, args, rows_of, extra))
+    local[("prefetched", pre.program_id)] = kept
+
+
+def take_prefetched(
+    conn: asyncpg.Connection, probes: list[tuple[list, str]], threshold: float
+) -> list[list[asyncpg.Record | tuple]] | None:
+    """The rows `prefetched` kept for exactly these probes, as `candidate_rows_many` would give them
+    (None for any other probes); taken once: what was kept is gone after the call."""
+    local = transaction_local(conn)
+    if local is None or not probes:
+        return None
+    kept = local.pop(("prefetched", probes[0][0][0]), None)
+    if kept is None:
+        return None
+    out = []
+    for args, name_key in probes:
+        entry = kept.get(args[1])
+        if entry is None or entry[0] != (args, name_key, threshold):
+            return None
+        out.append(entry[1])
+    return out
 
 
 def arrived(

@@ -32,8 +32,18 @@ async def in_force(conn: asyncpg.Connection, program_id: str) -> tuple[Policy, i
 
 def remember(local: dict, program_id: str, row: asyncpg.Record | tuple | None) -> None:
     """Keep for the transaction the latest policy, read under the program's lock as (version, policy
-    text), or None for none published."""
-    local[("policy", program_id)] = _found(row)
+    text), or None for none published; this process keeps it too (`last_seen`)."""
+    local[("policy", program_id)] = _seen[program_id] = _found(row)
+
+
+# the policy each program had when this process last took its lock
+_seen: dict[str, tuple[Policy, int]] = {}
+
+
+def last_seen(program_id: str) -> tuple[Policy, int] | None:
+    """The program's policy in force when this process last read it under the program's lock (None
+    if it never did): what a statement that takes the lock may guess it is, before it is held."""
+    return _seen.get(program_id)
 
 
 async def _latest(conn: asyncpg.Connection, program_id: str) -> tuple[Policy, int]:

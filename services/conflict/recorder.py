@@ -8,9 +8,10 @@ same events, byte for byte.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import groupby
 
 import asyncpg
@@ -62,22 +63,60 @@ _MARK_AND_LOCK = """
 """
 
 
+@functools.cache
+def _with_candidates(columns: str) -> str:
+    """`_MARK_AND_LOCK` with the candidate queries of a `name_index.Prefetch` ($7 to $15), run once the
+    names are read: the same columns, then on each row (one for each candidate, at least one) the
+    probe it answers and the candidate's `columns`."""
+    claim = ", ".join(f"(k.claim).{column.strip()}" for column in columns.split(","))
+    return _MARK_AND_LOCK.replace(
+        "n.database, n.countries, n.seqs, n.names",
+        f"n.database, n.countries, n.seqs, n.names, k.probe, {claim}",
+    ) + (
+        "LEFT JOIN LATERAL conflict.candidates_under_lock("
+        "l.version, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15::jsonb"
+        ") AS k ON true"
+    )
+
+
+_HEAD = 8  # the columns before a candidate's in `_with_candidates`' rows (its probe the last)
+
+
 async def mark_and_lock_program(
-    conn: asyncpg.Connection, consumer: str, event_ids: list[str], program_id: str, countries: Iterable[str] = ()
+    conn: asyncpg.Connection,
+    consumer: str,
+    event_ids: list[str],
+    program_id: str,
+    countries: Iterable[str] = (),
+    candidates: Callable[[], name_index.Prefetch | None] | None = None,
 ) -> set[str]:
     """A consumer's batch of one program's facts marked processed (the ids marked now returned), the
     program's lock taken with its policy read (`lock_program`), and the names that arrived in
     `countries` read for the transaction's searches (`name_index.asking`), in one round trip: every
     fact the intake decides on takes the lock first, and every submission searches the names of its
     country. (The lock is taken by the statement; the policy and the names are read by statements
-    of their own once it is held, migrations 0014, 0017 and 0018; the marks concern this consumer alone.)"""
+    of their own once it is held, migrations 0014, 0017 and 0018; the marks concern this consumer alone.)
+
+    `candidates`: called once the names are asked for, the candidate queries of the batch's first
+    submissions (`name_index.prefetch`), also run once the lock is held (migration 0019) and kept
+    for the transaction (`name_index.prefetched`)."""
     asked = name_index.asking(program_id, countries)
-    row = await conn.fetchrow(
-        _MARK_AND_LOCK, *_lock_args(program_id), consumer, event_ids, asked.countries, asked.since
-    )
+    pre = candidates() if candidates is not None else None  # (no await since `asking`)
+    args = [*_lock_args(program_id), consumer, event_ids, asked.countries, asked.since]
+    if pre is None:
+        found = [await conn.fetchrow(_MARK_AND_LOCK, *args)]
+    else:
+        found = await conn.fetch(_with_candidates(pre.columns), *args, *pre.sql_args())
+    row = found[0]
     _held(conn, program_id, (row["version"], row["policy"]) if row["version"] is not None else None)
-    rows = zip(row["countries"] or (), row["seqs"] or (), row["names"] or (), strict=True)
+    rows = list(zip(row["countries"] or (), row["seqs"] or (), row["names"] or (), strict=True))
     name_index.arrived(conn, program_id, asked, row["database"], rows)
+    if pre is not None:
+        answers: list[list[tuple]] = [[] for _ in pre.probes]
+        for r in found:
+            if r[_HEAD - 1] is not None:
+                answers[r[_HEAD - 1]].append(tuple(r[_HEAD:]))
+        await name_index.prefetched(conn, pre, answers, rows)
     return set(row["fresh"])
 
 

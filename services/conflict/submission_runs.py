@@ -68,8 +68,12 @@ class NotBatchable(Exception):
 OneByOne = Callable[[asyncpg.Connection, CloudEvent, Any], Awaitable[None]]
 
 
-async def decide_run(conn: asyncpg.Connection, run: list[Delivered], one_by_one: OneByOne) -> None:
-    """Decide `run`, submissions to one program in log order (inside the consumer's transaction)."""
+async def decide_run(
+    conn: asyncpg.Connection, run: list[Delivered], one_by_one: OneByOne, *, first: bool = False
+) -> None:
+    """Decide `run`, submissions to one program in log order (inside the consumer's transaction).
+    `first`: the transaction has written nothing yet (so the candidates asked for with the program's
+    lock, `intake.mark_batch`, are still those)."""
     facts: list[RegistrationSubmitted] = [d.data for d in run]
     program_id = facts[0].program_id
     await lock_program(conn, program_id)
@@ -83,7 +87,7 @@ async def decide_run(conn: asyncpg.Connection, run: list[Delivered], one_by_one:
     # placeholders after every stored claim, in log order (only their order is read while deciding;
     # the rows get their own sequence numbers, in the same order, when they are written)
     claims = [replace(submitted_claim(e, policy), seq=_UNSTORED + i) for i, e in enumerate(facts)]
-    found = await claims_repo.rival_candidates_many(conn, claims, policy)
+    found = await claims_repo.rival_candidates_many(conn, claims, policy, prefetched=first)
     known: dict[str, Claim] = {c.claim_id: c for candidates in found for c in candidates}
     known.update((c.claim_id, c) for c in claims)
     incumbency = "incumbent_on_renewal" in policy.rules

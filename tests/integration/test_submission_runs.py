@@ -10,6 +10,7 @@ out the same, for several policies.
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
 import random
 import uuid
@@ -171,7 +172,13 @@ async def in_batches(pool: asyncpg.Pool, facts: list, seed: int) -> dict[str, in
         counts["batches"] += 1
         try:
             async with pool.acquire() as conn, conn.transaction():
-                await intake.handle_batch(conn, delivered)
+                # as the consumer: marked with the program's lock (the first run's candidates asked
+                # for with it), then the fresh ones decided
+                program = chunk[0][0].program_id
+                fresh = await intake.mark_batch(
+                    conn, intake.CONSUMER, [ce.id for ce, _ in chunk], program, [e for _, e in chunk]
+                )
+                await intake.handle_batch(conn, [d for d in delivered if str(uuid.UUID(d.ce.id)) in fresh])
         except submission_runs.NotBatchable:
             counts["one_by_one"] += 1
             await one_by_one(pool, chunk)
@@ -234,10 +241,19 @@ async def _tables(conn: asyncpg.Connection) -> dict[str, list]:
 
 
 @pytest.mark.parametrize("policy_name", sorted(POLICIES))
-async def test_runs_decide_as_one_by_one(server_dsn, policy_name):
+async def test_runs_decide_as_one_by_one(server_dsn, policy_name, monkeypatch):
     program = unique_id("runs")
     facts = history(program, seed=len(policy_name))
     results, counted = [], []
+    taken = []  # the first runs decided on the candidates read with the program's lock
+    take = name_index.take_prefetched
+
+    def taking(conn, probes, threshold):
+        kept = take(conn, probes, threshold)
+        taken.append(kept is not None)
+        return kept
+
+    monkeypatch.setattr(name_index, "take_prefetched", taking)
     for batched in (False, True):
         async with scratch_database(server_dsn) as pool:
             async with pool.acquire() as conn:
@@ -262,6 +278,8 @@ async def test_runs_decide_as_one_by_one(server_dsn, policy_name):
     if policy_name == "disputed":  # claims awaiting review contend; equal instants open conflicts
         assert sequential["conflicts"], "no conflict was opened"
     assert counts["one_by_one"] < counts["batches"] / 2, counts
+    if policy_name != "tie_window":  # (whose submissions are pooled one by one)
+        assert sum(taken) >= 5, taken
 
 
 async def test_a_run_rolled_back_counts_and_logs_its_decisions_once(server_dsn, monkeypatch):
@@ -372,14 +390,15 @@ async def test_a_run_with_a_claim_stored_already_is_decided_one_by_one(server_ds
     assert sorted(r["claim_id"] for r in claims) == sorted(e.registration_id for _, e in submissions)
 
 
-def _submitted(program: str, n: int, name: str, country: str) -> tuple:
-    """A submission of history's shape, for a customer known only by `name` and `country`."""
+def _submitted(program: str, n: int, name: str, country: str, domain: str | None = None) -> tuple:
+    """A submission of history's shape, for a customer known only by `name` and `country` (and
+    `domain`, when given)."""
     base = next(e for _, e in history(program, seed=5) if isinstance(e, RegistrationSubmitted))
     at = T0 + dt.timedelta(seconds=n)
     e = msgspec.structs.replace(
         base,
         registration_id=f"reg-names-{program}-{n}",
-        customer=Customer(name=name, country=country),
+        customer=Customer(name=name, country=country, domain=domain),
         products=["firewall"],
         submitted_at=at,
     )
@@ -424,3 +443,57 @@ async def test_a_batch_reads_the_names_that_arrived_with_its_marks_and_lock(serv
     assert len([q for q in sent if "conflict.names_arrived" in q]) == 1
     assert not [q for q in sent if "claim_name_keys" in q], sent
     assert len([q for q in sent if "AS probe" in q]) == 1 and not [q for q in sent if "a.seqs" in q], sent
+
+
+async def test_a_batch_asks_for_its_first_run_candidates_with_its_marks_and_lock(server_dsn):
+    """With the names of its countries known and its program's policy seen, the intake asks for the
+    candidates of the submissions a batch starts with in the statement that takes the program's
+    lock, run once the lock is held: a claim committed by the lock's holder while the batch waited
+    is found by its domain there, and one found only by a name that arrived then, by one more query
+    for that name. No other candidate query is sent."""
+    program = unique_id("runs")
+    warm = [_submitted(program, n, name, country) for n, (name, country) in enumerate(
+        [("Litware Ltd", "DE"), ("Contoso Groupe", "US"), ("Wide World Importers", "DE")], start=100)]  # fmt: skip
+    by_name = _submitted(program, 0, "Northwind Traders GmbH", "DE")
+    by_domain = _submitted(program, 1, "Fabrikam Holdings", "US", "fabrikam.example")
+    batch = [
+        _submitted(program, 2, "Northwind Traders", "DE"),
+        _submitted(program, 3, "Adatum Corporation", "US", "https://www.fabrikam.example/"),
+    ]
+    sent: list[str] = []
+    async with scratch_database(server_dsn) as pool, pool.acquire() as holder, pool.acquire() as waiter:
+        await prelude(holder, program, "default")
+        async with waiter.transaction():  # this process knows the names of both countries now
+            await intake.mark_batch(waiter, intake.CONSUMER, [ce.id for ce, _ in warm], program, [e for _, e in warm])
+            await intake.handle_batch(waiter, _delivered(warm))
+        waiter.add_query_logger(lambda q: sent.append(q.query))
+
+        async def decide_batch() -> None:
+            async with waiter.transaction():
+                ids = [ce.id for ce, _ in batch]
+                fresh = await intake.mark_batch(waiter, intake.CONSUMER, ids, program, [e for _, e in batch])
+                assert fresh == set(ids)
+                await intake.handle_batch(waiter, _delivered(batch))
+            await asyncio.sleep(0)  # query loggers are called through the loop
+
+        async with holder.transaction():
+            # as if the holder were another replica: what it learns of the names is not known here
+            known = copy.deepcopy(name_index._known)
+            await intake.handle(holder, *by_name)
+            await intake.handle(holder, *by_domain)
+            name_index._known.clear()
+            name_index._known.update(known)
+            waiting = asyncio.create_task(decide_batch())
+            await asyncio.sleep(0.3)
+            assert not waiting.done()  # it waits for the lock
+        await waiting
+        statuses = dict(
+            await waiter.fetch(
+                "SELECT claim_id, status FROM conflict.claims WHERE claim_id = ANY($1::text[])",
+                [e.registration_id for _, e in batch],
+            )
+        )
+    assert statuses == {e.registration_id: "waitlisted" for _, e in batch}  # behind the holder's claims
+    assert len([q for q in sent if "conflict.candidates_under_lock" in q]) == 1, sent
+    assert not [q for q in sent if "AS probe" in q], sent  # no candidate query of the run's own
+    assert len([q for q in sent if "FROM conflict.candidate_claims" in q]) == 1, sent  # the name that arrived
