@@ -66,7 +66,7 @@ _MARK_AND_LOCK = """
 @functools.cache
 def _with_candidates(columns: str) -> str:
     """`_MARK_AND_LOCK` with the candidate queries of a `name_index.Prefetch` ($7 to $15), run once the
-    names are read: the same columns, then on each row (one for each candidate, at least one) the
+    lock is held: the same columns, then on each row (one for each candidate, at least one) the
     probe it answers and the candidate's `columns`."""
     claim = ", ".join(f"(k.claim).{column.strip()}" for column in columns.split(","))
     return _MARK_AND_LOCK.replace(
