@@ -405,6 +405,17 @@ def _submitted(program: str, n: int, name: str, country: str, domain: str | None
     return _ce("registration.submitted", program, e.registration_id, at, e)
 
 
+async def _as_the_consumer(conn: asyncpg.Connection, program: str, batch: list) -> None:
+    """`batch` (all new) marked with the program's lock, then decided, in one transaction, as the
+    intake's consumer does."""
+    async with conn.transaction():
+        ids = [ce.id for ce, _ in batch]
+        fresh = await intake.mark_batch(conn, intake.CONSUMER, ids, program, [e for _, e in batch])
+        assert fresh == set(ids)
+        await intake.handle_batch(conn, _delivered(batch))
+    await asyncio.sleep(0)  # query loggers are called through the loop
+
+
 @pytest.mark.parametrize("size", [3, 20])
 async def test_a_batch_reads_the_names_that_arrived_with_its_marks_and_lock(server_dsn, size):
     """The intake's first statement marks the batch, takes the program's lock and, once the lock is
@@ -421,18 +432,10 @@ async def test_a_batch_reads_the_names_that_arrived_with_its_marks_and_lock(serv
         await prelude(holder, program, "default")
         waiter.add_query_logger(lambda q: sent.append(q.query))
 
-        async def decide_batch() -> None:
-            async with waiter.transaction():
-                ids = [ce.id for ce, _ in batch]
-                fresh = await intake.mark_batch(waiter, intake.CONSUMER, ids, program, [e for _, e in batch])
-                assert fresh == set(ids)
-                await intake.handle_batch(waiter, _delivered(batch))
-            await asyncio.sleep(0)  # query loggers are called through the loop
-
         async with holder.transaction():
             await intake.handle(holder, *held)
             name_index.forget(program)  # as if the holder were another replica: its names unknown here
-            waiting = asyncio.create_task(decide_batch())
+            waiting = asyncio.create_task(_as_the_consumer(waiter, program, batch))
             await asyncio.sleep(0.3)
             assert not waiting.done()  # it waits for the lock
         await waiting
@@ -463,18 +466,8 @@ async def test_a_batch_asks_for_its_first_run_candidates_with_its_marks_and_lock
     sent: list[str] = []
     async with scratch_database(server_dsn) as pool, pool.acquire() as holder, pool.acquire() as waiter:
         await prelude(holder, program, "default")
-        async with waiter.transaction():  # this process knows the names of both countries now
-            await intake.mark_batch(waiter, intake.CONSUMER, [ce.id for ce, _ in warm], program, [e for _, e in warm])
-            await intake.handle_batch(waiter, _delivered(warm))
+        await _as_the_consumer(waiter, program, warm)  # this process knows the names of both countries now
         waiter.add_query_logger(lambda q: sent.append(q.query))
-
-        async def decide_batch() -> None:
-            async with waiter.transaction():
-                ids = [ce.id for ce, _ in batch]
-                fresh = await intake.mark_batch(waiter, intake.CONSUMER, ids, program, [e for _, e in batch])
-                assert fresh == set(ids)
-                await intake.handle_batch(waiter, _delivered(batch))
-            await asyncio.sleep(0)  # query loggers are called through the loop
 
         async with holder.transaction():
             # as if the holder were another replica: what it learns of the names is not known here
@@ -483,7 +476,7 @@ async def test_a_batch_asks_for_its_first_run_candidates_with_its_marks_and_lock
             await intake.handle(holder, *by_domain)
             name_index._known.clear()
             name_index._known.update(known)
-            waiting = asyncio.create_task(decide_batch())
+            waiting = asyncio.create_task(_as_the_consumer(waiter, program, batch))
             await asyncio.sleep(0.3)
             assert not waiting.done()  # it waits for the lock
         await waiting

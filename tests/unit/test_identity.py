@@ -261,10 +261,11 @@ def test_looking_forms_up_by_last_word_strips_what_trying_every_form_strips(name
 
 
 def _registrable_domain_by_urlsplit(value: str | None) -> str | None:
-    """registrable_domain as first written: every host found by urlsplit, every host through IDNA."""
+    """registrable_domain as first written: every host found by urlsplit, every host through IDNA
+    (then read as registrable_domain reads it)."""
     from urllib.parse import urlsplit
 
-    from services.conflict.domain.identity import _LABEL, _NEVER_DOMAINS, _PSL, _is_ip_address
+    from services.conflict.domain.identity import _is_ip_address, _registrable
 
     if not isinstance(value, str) or not (text := value.strip()):
         return None
@@ -278,12 +279,7 @@ def _registrable_domain_by_urlsplit(value: str | None) -> str | None:
         host = host.encode("idna").decode("ascii").lower()
     except (ValueError, UnicodeError):
         return None
-    labels = host.split(".")
-    if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
-        return None
-    if labels[-1] in _NEVER_DOMAINS:
-        return None
-    return _PSL.privatesuffix(host)
+    return _registrable(host)
 
 
 # the pieces of the forms partners type, and of what only looks like them

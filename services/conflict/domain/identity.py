@@ -75,6 +75,11 @@ def registrable_domain(value: str | None) -> str | None:
             host = host.encode("idna").decode("ascii").lower()
     except (ValueError, UnicodeError):
         return None
+    return _registrable(host)
+
+
+def _registrable(host: str) -> str | None:
+    """The registrable domain of an ASCII host (lower-case, no trailing dot, no IP address)."""
     labels = host.split(".")
     if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
         return None
