@@ -68,8 +68,8 @@ def _first_run(program_id: str, data: list[msgspec.Struct]) -> Callable[[], name
     (`rival_candidates_many`, which takes them only if the policy in force makes the same ones)."""
     run = list(takewhile(lambda e: isinstance(e, RegistrationSubmitted), data))
     seen = policy_store.last_seen(program_id)
-    if not run or seen is None or tie_window(seen[0]):
-        return None  # (a tie window's submissions are pooled one by one)
+    if len(run) < 2 or seen is None or tie_window(seen[0]):
+        return None  # one fact is decided alone; a tie window's are pooled one by one
     policy = seen[0]
     claims = [submitted_claim(e, policy) for e in run if e.program_id == program_id]
     probes = claims_repo.rival_probes(claims, policy)

@@ -83,8 +83,8 @@ class EventConsumer:
         consumes (the others stand by), so events are applied in the stream's order. `partition`:
         within a fetched batch, events of different partitions (say, programs) are applied
         concurrently, each partition in order in its own transaction. `handle_batch`: applies the
-        new messages of such a transaction together, in order, in place of `handle` one by one,
-        a lone message too (if it fails, each message is applied alone with `handle`). `mark_batch`: marks such a
+        new messages of such a transaction together, in order, in place of `handle` one by one
+        (if it fails, each message is applied alone with `handle`). `mark_batch`: marks such a
         transaction's events processed in place of the consumer's own statement, returning the ids
         it marked now, so that the handlers' first statements (say, the partition's lock and what
         the batch reads under it) can go in the same round trip: it is told the events' data. `linger`: after a batch smaller
@@ -224,9 +224,8 @@ class EventConsumer:
 
     async def _apply_group(self, decoded: list[tuple[Msg, CloudEvent, msgspec.Struct]], key: str = "") -> None:
         """In one transaction; if anything in it fails, one message at a time, so that only the
-        failing one is retried. A message alone goes the same way when the consumer has a batch
-        handler or marker (whose round trips are fewer), else straight to `_apply_one`."""
-        if len(decoded) == 1 and self.handle_batch is None and self.mark_batch is None:
+        failing one is retried."""
+        if len(decoded) == 1:
             await self._apply_one(*decoded[0])
             return
         try:
@@ -242,7 +241,7 @@ class EventConsumer:
                     if (event_key := str(uuid.UUID(ce.id))) in fresh:
                         fresh.discard(event_key)  # twice in one batch: applied once
                         new.append(Delivered(self.durable, msg, ce, data))
-                if self.handle_batch is not None and new:
+                if self.handle_batch is not None and len(new) > 1:
                     await self.handle_batch(conn, new)
                 else:
                     for d in new:

@@ -320,35 +320,6 @@ async def test_a_batch_handler_applies_a_fetched_batch_together_or_else_one_by_o
     assert [level for _, level in await subject.effects()] == list(range(10, 16))
 
 
-async def test_a_lone_message_goes_to_the_batch_handler_too_or_else_alone_to_handle(subject):
-    """With a batch handler, a message fetched alone is handed to it as well (a batch of one, in
-    the consumer's transaction); when the handler fails, `handle` applies it alone."""
-    given: list[tuple[str, list[int]]] = []
-
-    async def together(conn, delivered) -> None:
-        given.append(("together", [d.data.level for d in delivered]))
-        if delivered[0].data.level == 2:
-            raise RuntimeError("this one cannot be applied together")
-        await conn.execute(
-            "INSERT INTO public.consumer_test_effects (consumer, event_id, level) VALUES ($1, $2, $3)",
-            subject.durable, delivered[0].ce.id, delivered[0].data.level,
-        )  # fmt: skip
-
-    async def alone(conn, ce, data) -> None:
-        given.append(("alone", [data.level]))
-        await conn.execute(
-            "INSERT INTO public.consumer_test_effects (consumer, event_id, level) VALUES ($1, $2, $3)",
-            subject.durable, ce.id, data.level,
-        )  # fmt: skip
-
-    async with running(subject.consumer(handle=alone, handle_batch=together)) as consumer:
-        for level in (1, 2):
-            await subject.publish(subject.event(level))
-            await wait_until(lambda n=level: _count(subject, n), what=f"{level} effects")
-    assert given == [("together", [1]), ("together", [2]), ("alone", [2])]
-    assert [level for _, level in await subject.effects()] == [1, 2] and consumer.applied == 2
-
-
 async def test_lingering_gathers_what_arrives_meanwhile_into_one_batch(subject):
     """With `linger`, after a batch smaller than `batch_size` the consumer waits before fetching
     again: what was published meanwhile comes as one batch, in order."""

@@ -164,7 +164,7 @@ async def in_batches(pool: asyncpg.Pool, facts: list, seed: int) -> dict[str, in
     counts = {"batches": 0, "one_by_one": 0}
     i = 0
     while i < len(facts):
-        chunk = facts[i : i + rng.choice((1, 2, 3, 5, 8, 13, 30, 60))]
+        chunk = facts[i : i + rng.choice((2, 3, 5, 8, 13, 30, 60))]
         i += len(chunk)
         delivered = [
             Delivered("test", Msg(None, subject=f"dealreg.registration.{ce.program_id}.x"), ce, e) for ce, e in chunk
