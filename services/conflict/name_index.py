@@ -48,7 +48,6 @@ _ARRIVED = """
 _ARRIVED_MANY = (
     "SELECT database, countries, seqs, names FROM conflict.names_arrived($1, $2::text[], $3::bigint[], NULL)"
 )
-_json_encode = msgspec.json.Encoder().encode
 _COUNTRIES = "SELECT DISTINCT country FROM conflict.claim_name_keys WHERE program_id = $1 ORDER BY 1"
 
 
@@ -140,6 +139,9 @@ def asking(program_id: str, countries: Iterable[str]) -> Arrivals:
     return _asking(sorted({(program_id, c) for c in countries}))
 
 
+_json_encode = msgspec.json.Encoder().encode
+
+
 @dataclass(frozen=True, slots=True)
 class Prefetch:
     """Candidate queries for a statement that takes the program's lock and reads the names that
@@ -177,11 +179,13 @@ def prefetch(program_id: str, probes: list[tuple[list, str]], threshold: float, 
     names are read whole first). Make it with `asking`, with no await between them."""
     if not probes or any(a[0] != program_id or a[2] != probes[0][0][2] for a, _ in probes):
         return None
-    known = [_known.get((program_id, args[6])) for args, _ in probes]
-    if any(k is None for k in known):
-        return None
+    known: list[_Known] = []
+    for args, _ in probes:
+        if (k := _known.get((program_id, args[6]))) is None:
+            return None
+        known.append(k)
     names = [k.names.similar(name_key, threshold) for k, (_, name_key) in zip(known, probes, strict=True)]
-    return Prefetch(program_id, probes, threshold, columns, known, names)  # type: ignore[arg-type]
+    return Prefetch(program_id, probes, threshold, columns, known, names)
 
 
 async def prefetched(
