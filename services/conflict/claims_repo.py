@@ -17,8 +17,8 @@ from services.conflict.domain.claims import Claim, Rival, collision
 from services.conflict.domain.identity import Identity
 from services.conflict.domain.policy import Policy
 
-# the columns of a candidate claim, in the order `to_claim` reads them
-CANDIDATE_COLUMNS = _COLUMNS = (
+# the columns of a claim that `to_claim` reads, in its order (a candidate's too)
+COLUMNS = (
     "claim_id, kind, program_id, partner_id, tier, deal_type, name_key, country, domain, duns, tax_id, products,"
     " amount, currency, submitted_at, status, protected_until, approved_at, conflict_id, attribution_percent,"
     " extensions, appeals, decided_at, decided_by, decided_level, policy_version, seq"
@@ -27,7 +27,7 @@ RIVAL_STATUSES = ["pending", "pending_review", "info_requested", "under_review",
 
 
 def to_claim(r: asyncpg.Record | tuple) -> Claim:
-    """The claim of a row of `_COLUMNS`, in their order (unpacked by position: a probe's candidates
+    """The claim of a row of `COLUMNS`, in their order (unpacked by position: a probe's candidates
     are many, and reading 27 columns by name cost a third of building each)."""
     (
         claim_id, kind, program_id, partner_id, tier, deal_type, name_key, country, domain, duns, tax_id, products,
@@ -140,13 +140,13 @@ async def update_terms(conn: asyncpg.Connection, c: Claim) -> None:
 
 
 async def load(conn: asyncpg.Connection, claim_id: str) -> Claim | None:
-    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM conflict.claims WHERE claim_id = $1", claim_id)
+    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM conflict.claims WHERE claim_id = $1", claim_id)
     return to_claim(row) if row else None
 
 
 async def load_many(conn: asyncpg.Connection, claim_ids: Iterable[str]) -> list[Claim]:
     rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM conflict.claims WHERE claim_id = ANY($1::text[]) ORDER BY seq", list(claim_ids)
+        f"SELECT {COLUMNS} FROM conflict.claims WHERE claim_id = ANY($1::text[]) ORDER BY seq", list(claim_ids)
     )
     return [to_claim(r) for r in rows]
 
@@ -165,7 +165,7 @@ async def candidates(
         None, list(sharing_products) if sharing_products is not None else None,
     ]  # fmt: skip
     threshold = policy.match.name_similarity
-    return [to_claim(r) for r in await name_index.candidate_rows(conn, _COLUMNS, args, c.identity.name_key, threshold)]
+    return [to_claim(r) for r in await name_index.candidate_rows(conn, COLUMNS, args, c.identity.name_key, threshold)]
 
 
 def rival_probes(claims: list[Claim], policy: Policy) -> list[tuple[list, str]]:
@@ -197,7 +197,7 @@ async def rival_candidates_many(
     if kept is not None and prefetched:
         found = kept
     else:
-        found = await name_index.candidate_rows_many(conn, CANDIDATE_COLUMNS, probes, threshold)
+        found = await name_index.candidate_rows_many(conn, COLUMNS, probes, threshold)
     return [[to_claim(r) for r in rows] for rows in found]
 
 

@@ -54,8 +54,9 @@ async def mark_batch(
     conn: asyncpg.Connection, consumer: str, event_ids: list[str], program_id: str, data: Iterable[msgspec.Struct] = ()
 ) -> set[str]:
     """A batch of one program's facts marked processed, with the program's lock taken (which every
-    fact decided on takes first) and the names that arrived in its submissions' countries read (which
-    each of them searches), in one round trip (`mark_and_lock_program`)."""
+    fact decided on takes first), the names that arrived in its submissions' countries read (which
+    each of them searches) and the candidates of the submissions it starts with asked for
+    (`_first_run`), in one round trip (`mark_and_lock_program`)."""
     data = list(data)
     countries = {country_key(e.customer.country) for e in data if isinstance(e, RegistrationSubmitted)}
     return await mark_and_lock_program(conn, consumer, event_ids, program_id, countries, _first_run(program_id, data))
@@ -74,7 +75,7 @@ def _first_run(program_id: str, data: list[msgspec.Struct]) -> Callable[[], name
     claims = [submitted_claim(e, policy) for e in run if e.program_id == program_id]
     probes = claims_repo.rival_probes(claims, policy)
     threshold = policy.match.name_similarity
-    return lambda: name_index.prefetch(program_id, probes, threshold, claims_repo.CANDIDATE_COLUMNS)
+    return lambda: name_index.prefetch(program_id, probes, threshold, claims_repo.COLUMNS)
 
 
 async def handle(conn: asyncpg.Connection, ce: CloudEvent, e: msgspec.Struct) -> None:

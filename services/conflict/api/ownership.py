@@ -113,7 +113,7 @@ async def get_ownership(
     return json_response({"items": items})
 
 
-_BY_NAMES = f"SELECT {claims_repo._COLUMNS} FROM conflict.claims WHERE program_id = $1 AND name_key = ANY($2::text[])"
+_BY_NAMES = f"SELECT {claims_repo.COLUMNS} FROM conflict.claims WHERE program_id = $1 AND name_key = ANY($2::text[])"
 
 
 async def _by_name_any_country(conn, program_id: str, name_key: str, policy) -> list[Claim]:
