@@ -155,6 +155,7 @@ class Prefetch:
     columns: str
     known: list[_Known]
     names: list[list[str]]
+    searched: list[int]  # how many names each probe's search looked at
 
     def sql_args(self) -> list:
         """$1 program, $2 statuses, $3 own claims, $4 domains, $5 DUNS, $6 tax ids, $7 countries,
@@ -185,7 +186,7 @@ def prefetch(program_id: str, probes: list[tuple[list, str]], threshold: float, 
             return None
         known.append(k)
     names = [k.names.similar(name_key, threshold) for k, (_, name_key) in zip(known, probes, strict=True)]
-    return Prefetch(program_id, probes, threshold, columns, known, names)
+    return Prefetch(program_id, probes, threshold, columns, known, names, [len(k.names) for k in known])
 
 
 async def prefetched(
@@ -208,8 +209,10 @@ async def prefetched(
     for country, _, name in rows:
         arrived.setdefault(country, []).append(name)
     kept = {}
-    for (args, name_key), asked, rows_of in zip(pre.probes, pre.names, found, strict=True):
-        extra = [n for n in arrived.get(args[6], ()) if n not in asked and _similar(n, name_key, pre.threshold)]
+    for (args, name_key), known, searched, asked, rows_of in zip(
+        pre.probes, pre.known, pre.searched, pre.names, found, strict=True
+    ):
+        extra = _unasked_similar(known, searched, set(asked), arrived.get(args[6], ()), name_key, pre.threshold)
         kept[args[1]] = ((args, name_key, pre.threshold), await _with_extra(conn, pre.columns, args, rows_of, extra))
     local[("prefetched", pre.program_id)] = kept
 
@@ -297,6 +300,7 @@ async def candidate_rows(
         return await _candidates(conn, columns, args, names)
     since = known.seq
     names = known.names.similar(name_key, threshold)
+    searched = len(known.names)
     rows = await conn.fetch(_combined(columns), *args[:7], names, args[8], since)
     head = rows[0]
     if head["database"] != known.database:  # another database: its names, from the start
@@ -310,8 +314,7 @@ async def candidate_rows(
     if read is not None:
         read[key] = known
     found = [r[3:] for r in rows if r[-1] is not None]
-    asked = set(names)
-    extra = [name for _, name in arrived if name not in asked and _similar(name, name_key, threshold)]
+    extra = _unasked_similar(known, searched, set(names), (name for _, name in arrived), name_key, threshold)
     return await _with_extra(conn, columns, args, found, extra)
 
 
@@ -338,7 +341,7 @@ async def candidate_rows_many(
     for program_id in {args[0] for args, _ in probes}:
         unknown = {args[6] for args, _ in probes if args[0] == program_id and (program_id, args[6]) not in _known}
         await read_arrived(conn, program_id, unknown)
-    sent: list[tuple[_Known | None, set[str]]] = []
+    sent: list[tuple[_Known, int, set[str]]] = []  # each probe's names, how many it searched, those found
     pipelined = []
     first_asked: set[tuple[str, str]] = set()  # the countries a probe asks the names that arrived of
     for i, (args, name_key) in enumerate(probes):
@@ -349,7 +352,7 @@ async def candidate_rows_many(
             known = _known[(program_id, country)]
         else:
             names = known.names.similar(name_key, threshold)
-        sent.append((known, set(names)))
+        sent.append((known, len(known.names), set(names)))
         since = _NONE_SINCE if (program_id, country) in first_asked else known.seq
         first_asked.add((program_id, country))
         pipelined.append([*args[:7], names, args[8], since, i])
@@ -363,7 +366,7 @@ async def candidate_rows_many(
             found[r[0]].append(r[4:])
     out = []
     arrived_in: dict[tuple[str, str], list[tuple[int, str]]] = {}
-    for (args, name_key), (known, asked), head, rows_of in zip(probes, sent, heads, found, strict=True):
+    for (args, name_key), (known, searched, asked), head, rows_of in zip(probes, sent, heads, found, strict=True):
         program_id, country = args[0], args[6]
         if head["database"] != known.database:  # another database: its names, from the start
             if _known.get((program_id, country)) is known:
@@ -379,7 +382,7 @@ async def candidate_rows_many(
         _learn(known, arrived)
         if (read := _read_under_lock(conn, program_id)) is not None:
             read[(program_id, country)] = known
-        extra = [name for _, name in arrived if name not in asked and _similar(name, name_key, threshold)]
+        extra = _unasked_similar(known, searched, asked, (name for _, name in arrived), name_key, threshold)
         out.append(await _with_extra(conn, columns, args, rows_of, extra))
     return out
 
@@ -429,6 +432,21 @@ def _learn(known: _Known, arrived: list[tuple[int, str]]) -> None:
     if new:
         known.names.add(name for _, name in new)
         known.seq = new[-1][0]
+
+
+def _unasked_similar(
+    known: _Known, searched: int, asked: set[str], arrived: Iterable[str], probe: str, threshold: float
+) -> list[str]:
+    """The names that arrived, similar to `probe`, that a search of `known` among its first
+    `searched` names did not find (`asked`, what it found). A name it looked at needs no second
+    look: it found it, or it is not similar. Under load most names that arrive are this process's
+    own, known since they were written (`added`): every probe of a batch scoring every name of
+    the batch before was most of the work."""
+    return [
+        name
+        for name in arrived
+        if name not in asked and not known.names.among_first(name, searched) and _similar(name, probe, threshold)
+    ]
 
 
 def _similar(name: str, probe: str, threshold: float) -> bool:

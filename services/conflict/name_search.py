@@ -87,6 +87,12 @@ class NameSearch:
     def __contains__(self, name: str) -> bool:
         return name in self._number
 
+    def among_first(self, name: str, count: int) -> bool:
+        """Whether `name` is one of the first `count` names added: those a search made when the
+        search held `count` names looked at (names are only ever added, in order)."""
+        number = self._number.get(name)
+        return number is not None and number < count
+
     def add(self, names: Iterable[str]) -> None:
         """Add names not yet known (a known one is skipped)."""
         blocks: dict[str, list[int]] = {}

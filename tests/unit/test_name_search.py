@@ -102,3 +102,30 @@ def test_a_lower_threshold_lists_every_name_again_and_a_higher_one_still_finds_e
         for _ in range(40):
             probe = random_name(rng) if rng.random() < 0.7 else rng.choice(added)
             assert set(search.similar(probe, threshold)) == brute_force(added, probe, threshold), probe
+
+
+def test_a_name_that_arrived_is_scored_again_only_when_the_search_had_not_looked_at_it(monkeypatch):
+    from services.conflict import name_index
+
+    rng = random.Random(11)
+    known = name_index._Known(database=1)
+    first = [random_name(rng) for _ in range(400)]
+    known.names.add(first)
+    probe, threshold = random_name(rng), 0.3
+    asked = set(known.names.similar(probe, threshold))
+    searched = len(known.names)
+    later = [random_name(rng) for _ in range(150)]
+    known.names.add(later)
+    # what a lock statement returns under load: the names this process wrote itself before the
+    # search (known to it already), and names new to it
+    arrived = first[-100:] + later
+    scored: list[str] = []
+    score = name_index._similar
+    monkeypatch.setattr(name_index, "_similar", lambda n, p, t: scored.append(n) or score(n, p, t))
+
+    extra = name_index._unasked_similar(known, searched, asked, arrived, probe, threshold)
+
+    assert extra == [n for n in arrived if n not in asked and score(n, probe, threshold)]  # as scoring them all
+    assert extra, "the vocabulary makes some of the later names similar"
+    assert not {n for n in scored if known.names.among_first(n, searched)}  # looked at once, not twice
+    assert len(scored) < len(arrived) - 50
