@@ -112,8 +112,7 @@ def decided_rows(claims: list[Claim], customers_json: list[str]) -> str:
 
 def decided_written(claims: list[Claim]) -> None:
     """The claims written by `INSERT_CLAIMS` are known at once to the searches of the transaction."""
-    for c in claims:
-        name_index.added(c.program_id, c.identity.country, c.identity.name_key)
+    name_index.added_many((c.program_id, c.identity.country, c.identity.name_key) for c in claims)
 
 
 def _with_seq(c: Claim, seq: int) -> Claim:

@@ -498,9 +498,18 @@ def added(program_id: str, country: str, name_key: str) -> None:
     """A claim of the open transaction carries `name_key` (a new claim, or a new name): known at once
     to the searches of this transaction (if the transaction rolls back, a name without claims stays,
     which finds nothing)."""
-    known = _known.get((program_id, country))
-    if known is not None:
-        known.names.add((name_key,))
+    added_many([(program_id, country, name_key)])
+
+
+def added_many(names: Iterable[tuple[str, str, str]]) -> None:
+    """`added` for each (program, country, name key), each country's names in one `NameSearch.add`
+    (each trigram's list grown once for them all, not once a name)."""
+    by_country: dict[tuple[str, str], list[str]] = {}
+    for program_id, country, name_key in names:
+        by_country.setdefault((program_id, country), []).append(name_key)
+    for key, keys in by_country.items():
+        if (known := _known.get(key)) is not None:
+            known.names.add(keys)
 
 
 async def similar_names_any_country(

@@ -129,3 +129,31 @@ def test_a_name_that_arrived_is_scored_again_only_when_the_search_had_not_looked
     assert extra, "the vocabulary makes some of the later names similar"
     assert not {n for n in scored if known.names.among_first(n, searched)}  # looked at once, not twice
     assert len(scored) < len(arrived) - 50
+
+
+def test_the_names_of_a_run_join_each_countrys_search_in_one_addition(monkeypatch):
+    from services.conflict import name_index
+
+    program = "prog-added-many"
+    for country in ("US", "DE"):
+        name_index._known[(program, country)] = name_index._Known(database=1)
+    additions: list[list[str]] = []
+    add = NameSearch.add
+
+    def counted(self: NameSearch, names) -> None:
+        names = list(names)
+        additions.append(names)
+        add(self, names)
+
+    monkeypatch.setattr(NameSearch, "add", counted)
+    try:
+        name_index.added_many(
+            [(program, country, f"acme {i}") for i, country in enumerate(["US", "DE"] * 5)]
+            + [("a program never read here", "US", "acme")]
+        )
+        assert sorted(map(len, additions)) == [5, 5]
+        assert name_index.known_names(program, "US") == name_index.known_names(program, "DE") == 5
+        name_index.added(program, "US", "acme 0")  # known already: nothing new
+        assert name_index.known_names(program, "US") == 5
+    finally:
+        name_index.forget(program)
