@@ -440,8 +440,8 @@ def _unasked_similar(
     """The names that arrived, similar to `probe`, that a search of `known` among its first
     `searched` names did not find (`asked`, what it found). A name it looked at needs no second
     look: it found it, or it is not similar. Under load most names that arrive are this process's
-    own, known since they were written (`added`): every probe of a batch scoring every name of
-    the batch before was most of the work."""
+    own, known since they were written (`added`): each probe of a batch of a hundred scored the
+    hundred names of the batch before."""
     return [
         name
         for name in arrived
