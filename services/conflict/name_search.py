@@ -88,7 +88,7 @@ class NameSearch:
         return name in self._number
 
     def among_first(self, name: str, count: int) -> bool:
-        """Whether `name` is one of the first `count` names added: those a search made when the
+        """Whether `name` is one of the first `count` names added: one that a search made while the
         search held `count` names looked at (names are only ever added, in order)."""
         number = self._number.get(name)
         return number is not None and number < count
