@@ -65,7 +65,10 @@ class _Growing:
             grown = np.empty(max(need, 2 * len(self.data), 8), np.int32)
             grown[: self.size] = self.data[: self.size]
             self.data = grown
-        self.data[self.size : need] = values
+        if len(values) == 1:  # most often (a name or two at a time): an item set costs a tenth of a slice's
+            self.data[self.size] = values[0]
+        else:
+            self.data[self.size : need] = values
         self.size = need
 
     def view(self) -> np.ndarray:
