@@ -20,16 +20,18 @@ the database.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
 
 import numpy as np
 
-from services.conflict.domain.identity import trigrams
+from services.conflict.domain.identity import trigrams, word_trigrams, words
 
 _EMPTY = np.empty(0, np.int32)
 _MARGIN = 1e-6  # float4 rounds a ratio by less than this, relatively
 _DENSE = 8  # a posting list holding more than 1/_DENSE of the names gets a table of them (`holds`)
+_GROUPED = 2_000  # names added at once from which their trigrams are grouped with NumPy (`_grouped`)
 
 
 class _Growing:
@@ -59,7 +61,7 @@ class _Growing:
             self._marked = self.size
         return holds
 
-    def extend(self, values: list[int]) -> None:
+    def extend(self, values: list[int] | np.ndarray) -> None:
         need = self.size + len(values)
         if need > len(self.data):
             grown = np.empty(max(need, 2 * len(self.data), 8), np.int32)
@@ -98,21 +100,18 @@ class NameSearch:
 
     def add(self, names: Iterable[str]) -> None:
         """Add names not yet known (a known one is skipped)."""
-        blocks: dict[str, list[int]] = {}
-        counts: list[int] = []
+        start = len(self.names)
+        fresh: list[str] = []
         for name in names:
-            if name in self._number:
-                continue
-            number = self._number[name] = len(self.names)
-            self.names.append(name)
-            grams = trigrams(name)
-            counts.append(len(grams))
-            for gram in grams:
-                blocks.setdefault(gram, []).append(number)
-        if not counts:
+            if name not in self._number:
+                self._number[name] = start + len(fresh)
+                fresh.append(name)
+        if not fresh:
             return
+        self.names.extend(fresh)
+        counts, blocks = (_grouped if len(fresh) >= _GROUPED else _listed)(fresh, start)
         self._grams.extend(counts)
-        for gram, numbers in blocks.items():
+        for gram, numbers in blocks:
             posting = self._postings.get(gram)
             if posting is None:
                 posting = self._postings[gram] = _Growing()
@@ -153,3 +152,63 @@ class NameSearch:
         # as PostgreSQL: the ratio in float4, compared with the threshold in float8
         score = (shared.astype(np.float32) / union.astype(np.float32)).astype(np.float64)
         return [self.names[i] for i in numbers[score >= threshold]]
+
+
+def _listed(names: list[str], start: int) -> tuple[list[int], Iterable[tuple[str, list[int]]]]:
+    """Each name's count of distinct trigrams, and each trigram's names (numbered from `start`, in order)."""
+    blocks: dict[str, list[int]] = {}
+    counts: list[int] = []
+    for number, name in enumerate(names, start):
+        grams = trigrams(name)
+        counts.append(len(grams))
+        for gram in grams:
+            blocks.setdefault(gram, []).append(number)
+    return counts, blocks.items()
+
+
+def _grouped(names: list[str], start: int) -> tuple[np.ndarray, Iterable[tuple[str, np.ndarray]]]:
+    """As `_listed`, for many names at once (a process reading a program's names after a start):
+    each distinct word's trigrams are numbered once, and the (trigram, name) pairs of all the names
+    sorted together, rather than appended one by one (280,000 names: about twice as fast)."""
+    word_number: dict[str, int] = {}
+    word_grams: list[frozenset[str]] = []
+    name_words: list[int] = []
+    word_counts: list[int] = []
+    for name in names:
+        found = words(name)
+        for word in found:
+            number = word_number.get(word)
+            if number is None:
+                number = word_number[word] = len(word_grams)
+                word_grams.append(word_trigrams(word))
+            name_words.append(number)
+        word_counts.append(len(found))
+    gram_number: dict[str, int] = {}
+    sizes = np.fromiter(map(len, word_grams), np.int64, len(word_grams))
+    first = np.zeros(len(word_grams) + 1, np.int64)
+    np.cumsum(sizes, out=first[1:])
+    # every word's trigram numbers, one word after the other
+    word_gram_numbers = np.fromiter(
+        (gram_number.setdefault(g, len(gram_number)) for grams in word_grams for g in grams), np.int64, int(first[-1])
+    )
+    # for each trigram of each word of each name, in order: where it is in `word_gram_numbers` (a run
+    # of +1 steps from its word's first, made by one cumulative sum), and its name's number
+    of_word = np.array(name_words, np.int64)
+    lengths = sizes[of_word]
+    steps = np.ones(int(lengths.sum()), np.int64)
+    ends = np.cumsum(lengths)
+    if len(steps):
+        steps[0] = first[of_word[0]]
+        steps[ends[:-1]] = first[of_word[1:]] - (first[of_word[:-1]] + lengths[:-1] - 1)
+    pairs = word_gram_numbers[np.cumsum(steps, out=steps)]
+    del steps
+    pairs <<= 32  # a (trigram, name) pair as one int64: trigram << 32 | name
+    pairs |= np.repeat(np.repeat(np.arange(start, start + len(names), dtype=np.int64), word_counts), lengths)
+    pairs.sort()  # by trigram, then name; a trigram that two words of a name share: its pair twice, together
+    pairs = pairs[np.concatenate(([True], pairs[1:] != pairs[:-1]))] if len(pairs) else pairs
+    grams, numbers = pairs >> 32, (pairs & 0xFFFFFFFF).astype(np.int32)
+    counts = np.bincount(numbers - start, minlength=len(names)).astype(np.int32)
+    cuts = np.flatnonzero(grams[1:] != grams[:-1]) + 1
+    bounds = [0, *cuts.tolist(), len(pairs)] if len(pairs) else []
+    gram_of = list(gram_number)  # by number
+    return counts, ((gram_of[int(grams[a])], numbers[a:b]) for a, b in itertools.pairwise(bounds))

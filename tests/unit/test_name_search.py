@@ -157,3 +157,33 @@ def test_the_names_of_a_run_join_each_countrys_search_in_one_addition(monkeypatc
         assert name_index.known_names(program, "US") == 5
     finally:
         name_index.forget(program)
+
+
+def test_many_names_added_at_once_are_indexed_as_when_added_one_by_one():
+    """A process reading a program's names after a start adds them all at once (`_grouped`): the
+    same trigrams, counts and numbers as names added one at a time, and searches find the same."""
+    from services.conflict import name_search
+
+    rng = random.Random("grouped")
+    names = [random_name(rng) for _ in range(3 * name_search._GROUPED)]
+    # words written in other cases, a word twice in one name, names with no trigram at all
+    names += ["SMITH and Smith", "garcia garcia y garza", "", "\u6771\u4eac", "zürich 3m 3M", names[0]]
+    one_by_one, at_once = NameSearch(), NameSearch()
+    for name in names:
+        one_by_one.add([name])
+    at_once.add(names)
+
+    assert at_once.names == one_by_one.names and len(at_once) == len(set(names))
+    assert at_once._grams.view().tolist() == one_by_one._grams.view().tolist()
+    assert at_once._postings.keys() == one_by_one._postings.keys()
+    for gram, posting in one_by_one._postings.items():
+        assert at_once._postings[gram].view().tolist() == posting.view().tolist(), gram
+    # and it grows on from there, at once or one by one
+    later = [random_name(rng) for _ in range(name_search._GROUPED)]
+    at_once.add(later)
+    for name in later:
+        one_by_one.add([name])
+    for _ in range(60):
+        probe = random_name(rng) if rng.random() < 0.7 else rng.choice(names)
+        assert sorted(at_once.similar(probe, 0.5)) == sorted(one_by_one.similar(probe, 0.5)), probe
+        assert set(at_once.similar(probe, 0.5)) == brute_force(names + later, probe, 0.5), probe

@@ -163,20 +163,25 @@ _WORD_CHARS = re.compile(r"[A-Za-z0-9]+")
 
 
 def trigrams(text: str) -> set[str]:
-    """pg_trgm's trigrams of `text` (``show_trgm``), as a set."""
-    # pg_trgm: each word lower-cased and padded "  word ", its trigrams taken as a set.
-    # Lower-casing after splitting: str.lower() maps some non-ASCII letters (the Kelvin
-    # sign) to ASCII ones, which PostgreSQL under C does not.
+    """pg_trgm's trigrams of `text` (``show_trgm``), as a set: the union of its `words`' `word_trigrams`."""
     grams: set[str] = set()
-    for word in _WORD_CHARS.findall(text):
-        grams |= _word_trigrams(word)
+    for word in _WORD_CHARS.findall(text):  # `words`, without a call
+        grams |= word_trigrams(word)
     return grams
+
+
+def words(text: str) -> list[str]:
+    """pg_trgm's words of `text`, as written (each one's trigrams are `word_trigrams`)."""
+    return _WORD_CHARS.findall(text)
 
 
 # Names are made of few distinct words ("foods", "group", "ltd", surnames): each word's trigrams are
 # taken once, and a name's are the union of its words' (about 1 kB a word, 8,192 words at most).
 @functools.lru_cache(maxsize=8192)
-def _word_trigrams(word: str) -> frozenset[str]:
+def word_trigrams(word: str) -> frozenset[str]:
+    """pg_trgm's trigrams of one word: lower-cased and padded "  word ", taken as a set. (Lower-cased
+    after splitting: str.lower() maps some non-ASCII letters, the Kelvin sign, to ASCII ones, which
+    PostgreSQL under C does not.)"""
     padded = f"  {word.lower()} "
     return frozenset(padded[i : i + 3] for i in range(len(padded) - 2))
 
