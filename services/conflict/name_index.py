@@ -35,13 +35,13 @@ from services.eventlog.db import transaction_local
 # index reads, planned once per session (migration 0012).
 CANDIDATES = "conflict.candidate_claims($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 
-# The database's oid, and the names of the program and country that arrived after $3 (none: one
-# row with a null seq).
+# The database's oid, and the names of the program and country that arrived after $3 with their
+# numbers, in order, as two arrays (null for none): a process's first read of a large program's
+# country is all its names, and 280,000 of them arrive in half the time of as many rows.
 _ARRIVED = """
-    SELECT d.oid::int8 AS database, k.seq, k.name_key
-    FROM (SELECT oid FROM pg_database WHERE datname = current_database()) d
-    LEFT JOIN conflict.claim_name_keys k ON k.program_id = $1 AND k.country = $2 AND k.seq > $3
-    ORDER BY k.seq
+    SELECT (SELECT oid::int8 FROM pg_database WHERE datname = current_database()) AS database,
+        array_agg(k.seq ORDER BY k.seq) AS seqs, array_agg(k.name_key ORDER BY k.seq) AS names
+    FROM conflict.claim_name_keys k WHERE k.program_id = $1 AND k.country = $2 AND k.seq > $3
 """
 # The same for several countries of the program at once ($2, each since its own $3), as one row of
 # arrays in (country, seq) order: the function the intake's lock statement calls too (migrations 0017, 0018).
@@ -78,8 +78,8 @@ async def similar_names(
     while True:
         known = _known.get(key)
         since = known.seq if known is not None else 0
-        rows = await conn.fetch(_ARRIVED, program_id, country, since)
-        database, known = rows[0]["database"], _known.get(key)
+        row = await conn.fetchrow(_ARRIVED, program_id, country, since)
+        database, known = row["database"], _known.get(key)
         if known is None or known.database != database:
             if since:  # numbers of another database: read this one's names from the start
                 _known.pop(key, None)
@@ -89,7 +89,7 @@ async def similar_names(
             break
         # (another call started the names afresh while this one read: read again)
     # no await from here on: what was read is applied in seq order, what is known already skipped
-    _learn(known, [(r["seq"], r["name_key"]) for r in rows if r["seq"] is not None])
+    _learn(known, list(zip(row["seqs"] or (), row["names"] or (), strict=True)))
     if read is not None:
         read[key] = known
     return known.names.similar(name_key, threshold)
