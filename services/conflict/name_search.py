@@ -31,6 +31,7 @@ from services.conflict.domain.identity import trigrams, word_trigrams, words
 _EMPTY = np.empty(0, np.int32)
 _MARGIN = 1e-6  # float4 rounds a ratio by less than this, relatively
 _DENSE = 8  # a posting list holding more than 1/_DENSE of the names gets a table of them (`holds`)
+_HELD_FROM = 4096  # the entries from which a long posting list is held back rather than counted
 _GROUPED = 2_000  # names added at once from which their trigrams are grouped with NumPy (`_grouped`)
 
 
@@ -136,6 +137,9 @@ class NameSearch:
         tables = [p.holds(total) for p in found]
         dense = sum(t is not None for t in tables)
         held = min(max(need // 3, min(dense, need // 2)), len(lists) - 1)
+        # and of those, only the lists whose counting costs more than their lookups (a few NumPy
+        # calls each, whatever the candidates): in a country of a few thousand names, none
+        held = min(held, sum(p.size > _HELD_FROM for p in found))
         counted = len(lists) - held
         counts = np.bincount(np.concatenate(lists[:counted]), minlength=total)
         numbers = np.flatnonzero(counts >= need - held)
