@@ -139,10 +139,6 @@ async def create_pool(dsn: str, **kwargs: Any) -> asyncpg.Pool:
 
     async def init(conn: Connection) -> None:
         conn.shared = shared
-        # asyncpg has no built-in codec for bigint[] (a read of the names that arrived, under a
-        # program's lock, returns their numbers so): it asks the catalog for the type on a
-        # connection's first such statement, three round trips. Asked here, when the connection opens.
-        await conn.fetchval("SELECT NULL::int8[]")
 
     pool = await asyncpg.create_pool(dsn, connection_class=Connection, init=init, **kwargs)
     shared[NOTIFIER] = Notifier(pool)
