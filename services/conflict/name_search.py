@@ -9,13 +9,15 @@ number of the probe's trigrams; counting the probe's shorter lists over every na
 (``bincount``) leaves the few names that can still reach it, and the longest lists (the common
 words' trigrams, most of the work before) are only looked up for those: in a table of which names
 hold the trigram when the list is long (over an eighth of the names: a byte a name, at most twice
-the list itself, about 20% more memory in all), by bisection otherwise. Each name's trigram count
-then gives its exact similarity. The result is the set of names whose
+the list itself, about 20% more memory in all), by bisection otherwise. (Only lists of more than
+4,096 names are held back: a lookup costs a few NumPy calls whatever the list's length.) Each
+name's trigram count then gives its exact similarity. The result is the set of names whose
 ``similarity(name, probe) >= threshold``, as PostgreSQL computes it (float4), never fewer.
 
 Names are only ever added (a name whose claims are gone finds no claim, which costs a lookup,
-never a wrong answer). Pure: no I/O; ``services.conflict.name_index`` keeps these in step with
-the database.
+never a wrong answer), one run at a time as they are written, or all of a country's at once when a
+process first reads them (`_grouped`). Pure: no I/O; ``services.conflict.name_index`` keeps these
+in step with the database.
 """
 
 from __future__ import annotations
