@@ -35,6 +35,10 @@ _MARGIN = 1e-6  # float4 rounds a ratio by less than this, relatively
 _DENSE = 8  # a posting list holding more than 1/_DENSE of the names gets a table of them (`holds`)
 _HELD_FROM = 4096  # the entries from which a long posting list is held back rather than counted
 _GROUPED = 2_000  # names added at once from which their trigrams are grouped with NumPy (`_grouped`)
+# ... a part of this many at a time: the grouping's arrays (a few MB) are then taken again from what
+# the part before freed, not fresh from the system (a new process reading 280,000 names: 1.1 to 1.7 s
+# -> 0.56 to 0.83 s), and the result is the same
+_GROUPED_PART = 32_768
 
 
 class _Growing:
@@ -112,13 +116,15 @@ class NameSearch:
         if not fresh:
             return
         self.names.extend(fresh)
-        counts, blocks = (_grouped if len(fresh) >= _GROUPED else _listed)(fresh, start)
-        self._grams.extend(counts)
-        for gram, numbers in blocks:
-            posting = self._postings.get(gram)
-            if posting is None:
-                posting = self._postings[gram] = _Growing()
-            posting.extend(numbers)
+        for at in range(0, len(fresh), _GROUPED_PART):
+            part = fresh[at : at + _GROUPED_PART]
+            counts, blocks = (_grouped if len(part) >= _GROUPED else _listed)(part, start + at)
+            self._grams.extend(counts)
+            for gram, numbers in blocks:
+                posting = self._postings.get(gram)
+                if posting is None:
+                    posting = self._postings[gram] = _Growing()
+                posting.extend(numbers)
 
     def similar(self, probe: str, threshold: float) -> list[str]:
         """The names whose pg_trgm similarity to `probe` is at least `threshold` (and above 0)."""

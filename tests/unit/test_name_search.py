@@ -169,11 +169,15 @@ def test_the_names_of_a_run_join_each_countrys_search_in_one_addition(monkeypatc
         name_index.forget(program)
 
 
-def test_many_names_added_at_once_are_indexed_as_when_added_one_by_one():
-    """A process reading a program's names after a start adds them all at once (`_grouped`): the
-    same trigrams, counts and numbers as names added one at a time, and searches find the same."""
+@pytest.mark.parametrize("part", [None, 2_500], ids=["in one part", "in parts"])
+def test_many_names_added_at_once_are_indexed_as_when_added_one_by_one(part, monkeypatch):
+    """A process reading a program's names after a start adds them all at once (`_grouped`, a part
+    at a time): the same trigrams, counts and numbers as names added one at a time, and searches
+    find the same."""
     from services.conflict import name_search
 
+    if part is not None:
+        monkeypatch.setattr(name_search, "_GROUPED_PART", part)
     rng = random.Random("grouped")
     names = [random_name(rng) for _ in range(3 * name_search._GROUPED)]
     # words written in other cases, a word twice in one name, names with no trigram at all
