@@ -76,11 +76,18 @@ def _recorded(row: asyncpg.Record) -> RecordedEvent:
 class EventStore:
     """Event streams of one service, stored in its own schema and published on its subjects."""
 
-    def __init__(self, schema: str, service: str | None = None) -> None:
+    def __init__(self, schema: str, service: str | None = None, unpublished: frozenset[str] = frozenset()) -> None:
+        """`unpublished`: event types kept in the log only, with no outbox row (say, facts another
+        service has published already, copied onto a stream of this one)."""
         self.schema = schema
         self.service = service or schema
+        self.unpublished = unpublished
         self.notify_channel = f"dealreg_outbox_{schema}"
         s = schema
+        # the outbox rows' filter: the event types literally, from code (never from input)
+        self._published_only = (
+            " WHERE event_type NOT IN (" + ", ".join(f"'{t}'" for t in sorted(unpublished)) + ")" if unpublished else ""
+        )
         self._sql_existing = f"SELECT event_id, stream_id FROM {s}.events WHERE event_id = ANY($1::uuid[])"
         self._sql_version = f"SELECT version FROM {s}.streams WHERE stream_id = $1"
         # The stream head moves and the events and their outbox rows are written in one statement:
@@ -131,6 +138,7 @@ class EventStore:
             ), ob AS (
                 INSERT INTO {s}.outbox (global_position, subject)
                 SELECT global_position, 'dealreg.{self.service}.' || $2 || '.' || event_type FROM ins
+                {self._published_only}
             )
             SELECT (SELECT version FROM head) AS version
             """
@@ -223,10 +231,11 @@ class EventStore:
         new_version = await conn.fetchval(prepared.statement, *prepared.args)
         if new_version is None:
             return await self._unmoved(conn, prepared)
-        if in_transaction:
-            conn.after_commit(self.notify_channel, self._wake_relay)
-        else:
-            await self._wake_relay(conn)
+        if self._publishes([prepared]):
+            if in_transaction:
+                conn.after_commit(self.notify_channel, self._wake_relay)
+            else:
+                await self._wake_relay(conn)
         events_appended(self.schema, prepared.program_id, prepared.event_types)
         return new_version
 
@@ -269,9 +278,13 @@ class EventStore:
                     continue
                 events_appended(self.schema, a.program_id, a.event_types)
                 versions.append(row[0])
-        if appends:
+        if self._publishes(appends):
             conn.after_commit(self.notify_channel, self._wake_relay)
         return versions
+
+    def _publishes(self, appends: Sequence[PreparedAppend]) -> bool:
+        """Whether the appends write any outbox row (any of their events is of a published type)."""
+        return any(t not in self.unpublished for a in appends for t in a.event_types)
 
     async def append_together(
         self,
@@ -337,6 +350,7 @@ class EventStore:
             ), ob AS (
                 INSERT INTO {s}.outbox (global_position, subject)
                 SELECT global_position, 'dealreg.{self.service}.' || program_id || '.' || event_type FROM ins
+                {self._published_only}
             )
             SELECT array_agg(stream_id) AS streams, array_agg(version) AS versions FROM head
             """

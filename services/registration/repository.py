@@ -20,7 +20,10 @@ from services.registration.domain.model import Registration, evolve, started
 from services.registration.views import resource
 from services.telemetry import span
 
-STORE = EventStore("registration")
+# A status the conflict service decided is recorded on the registration's stream (its history, the
+# partner's view, the checks of later commands) but not published again: the conflict service has
+# published it (`registration.<status>` on DEALREG_CONFLICT), which is where CRMs read decisions.
+STORE = EventStore("registration", unpublished=frozenset({"registration.status_recorded"}))
 SUBMISSIONS = "submissions"  # the runtime's GroupAppender of submissions, in `Runtime.extras`
 
 

@@ -378,3 +378,45 @@ async def test_appending_on_a_plain_asyncpg_connection_is_refused(pg_dsn):
         assert await count(conn, stream) == 0
     finally:
         await conn.close()
+
+
+async def test_events_of_unpublished_types_are_logged_without_outbox_rows(server_dsn):
+    """A store's unpublished event types are written as any other (stream versions, global order,
+    read back) but get no outbox row, by every kind of append; an append of such events alone does
+    not wake the relay, one with any other does. (In a database of its own: no relay deletes rows.)"""
+    keeping = EventStore("registration", unpublished=frozenset({"thing.kept", "thing.also_kept"}))
+    tag = unique_id("run")
+    woken: list[int] = []
+    async with scratch_database(server_dsn) as pool, pool.acquire() as conn:
+        conn.shared[keeping.notify_channel] = lambda: woken.append(1)  # as an in-process relay is woken
+        await keeping.append(conn, f"{tag}-a", NO_STREAM, [ev(1, "thing.kept")], program_id="p")
+        assert woken == []
+        await keeping.append(conn, f"{tag}-a", 1, [ev(2, "thing.told"), ev(3, "thing.also_kept")], program_id="p")
+        assert woken == [1]
+        async with conn.transaction():
+            await keeping.append_pipelined(
+                conn, [keeping.prepare(f"{tag}-b", NO_STREAM, [ev(4, "thing.kept")], program_id="p")]
+            )
+        assert woken == [1]
+        async with conn.transaction():
+            together = [
+                keeping.prepare(f"{tag}-c", ANY_VERSION, [ev(5, "thing.kept"), ev(6, "thing.told")], program_id="q"),
+                keeping.prepare(f"{tag}-a", ANY_VERSION, [ev(7, "thing.kept")], program_id="p"),
+            ]
+            assert await keeping.append_together(conn, together) == [2, 4]
+        assert woken == [1, 1]
+        written = [
+            (stream, version, kind, subject) for stream, version, kind, *_, subject in await _written_by(conn, tag)
+        ]
+        assert written == [
+            ("-a", 1, "thing.kept", None),
+            ("-a", 2, "thing.told", "dealreg.registration.p.thing.told"),
+            ("-a", 3, "thing.also_kept", None),
+            ("-b", 1, "thing.kept", None),
+            ("-c", 1, "thing.kept", None),
+            ("-c", 2, "thing.told", "dealreg.registration.q.thing.told"),
+            ("-a", 4, "thing.kept", None),
+        ]
+        assert [e.event_type for e in await keeping.read_stream(conn, f"{tag}-a")] == [
+            "thing.kept", "thing.told", "thing.also_kept", "thing.kept",
+        ]  # fmt: skip
