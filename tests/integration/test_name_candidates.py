@@ -17,6 +17,7 @@ import dataclasses
 import datetime as dt
 import random
 
+import asyncpg
 import msgspec
 import pytest
 
@@ -378,3 +379,34 @@ async def test_the_names_that_arrived_are_read_through_the_arrival_index_alone(s
     assert arrived == sorted(arrived) and sorted(c for c, _ in arrived) == sorted(countries * 3)
     # a few rows a country (the range's, and what its bitmap rechecks), not the program's 5,050
     assert read["seq_tup_read"] == 0 and read["idx_tup_fetch"] < 100, dict(read)
+
+
+async def test_the_names_that_arrived_are_read_by_a_plan_made_once(server_dsn):
+    """`conflict.names_arrived` reads with its cached generic plan from its first call on, rather
+    than planning its statement anew for each call's arrays (auto_explain shows the plan each call
+    runs: a generic one reads parameters, a custom one the call's values)."""
+    program = unique_id("arrivals")
+    async with scratch_database(server_dsn) as pool, pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO conflict.claim_name_keys (program_id, country, name_key) VALUES ($1, 'US', 'acme')", program
+        )
+        plans: list[str] = []
+
+        def listen(_: object, message: asyncpg.PostgresLogMessage) -> None:
+            plans.append(message.message)
+
+        conn.add_log_listener(listen)
+        await conn.execute(
+            "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0;"
+            " SET auto_explain.log_nested_statements = on; SET auto_explain.log_level = notice"
+        )
+        for _ in range(3):
+            row = await conn.fetchrow(
+                "SELECT * FROM conflict.names_arrived($1, $2::text[], $3::bigint[], NULL)", program, ["US"], [0]
+            )
+            assert row["names"] == ["acme"]
+        await asyncio.sleep(0.05)  # notices reach the listener through the loop
+        conn.remove_log_listener(listen)
+        inner = [p for p in plans if "claim_name_keys" in p and "names_arrived" not in p]
+    assert len(inner) == 3, plans
+    assert all(program not in p and "$1" in p for p in inner), inner
