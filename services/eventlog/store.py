@@ -259,7 +259,8 @@ class EventStore:
         for a, version in zip(appends, versions, strict=True):
             if version is not None:
                 events_appended(self.schema, a.program_id, a.event_types)
-        await self._wake_relay(conn)
+        if self._publishes(appends):
+            await self._wake_relay(conn)
         return versions
 
     async def append_pipelined(self, conn: asyncpg.Connection, appends: Sequence[PreparedAppend]) -> list[int]:
@@ -317,7 +318,8 @@ class EventStore:
         moved = dict(zip(row["streams"], row["versions"], strict=True))
         for a in appends:
             events_appended(self.schema, a.program_id, a.event_types)
-        conn.after_commit(self.notify_channel, self._wake_relay)
+        if self._publishes(appends):
+            conn.after_commit(self.notify_channel, self._wake_relay)
         return _versions_after_each(appends, moved)
 
     def _together_statement(self, also: str | None, also_count: int) -> str:

@@ -405,6 +405,18 @@ async def test_events_of_unpublished_types_are_logged_without_outbox_rows(server
             ]
             assert await keeping.append_together(conn, together) == [2, 4]
         assert woken == [1, 1]
+        async with conn.transaction():  # kept events alone, together: no wake-up
+            await keeping.append_together(
+                conn, [keeping.prepare(f"{tag}-b", ANY_VERSION, [ev(8, "thing.kept")], program_id="p")]
+            )
+        assert await keeping.append_many(
+            conn, [keeping.prepare(f"{tag}-d", NO_STREAM, [ev(9, "thing.kept")], program_id="p")]
+        ) == [1]
+        assert woken == [1, 1]
+        await keeping.append_many(
+            conn, [keeping.prepare(f"{tag}-e", NO_STREAM, [ev(10, "thing.told")], program_id="p")]
+        )
+        assert woken == [1, 1, 1]
         written = [
             (stream, version, kind, subject) for stream, version, kind, *_, subject in await _written_by(conn, tag)
         ]
@@ -416,6 +428,9 @@ async def test_events_of_unpublished_types_are_logged_without_outbox_rows(server
             ("-c", 1, "thing.kept", None),
             ("-c", 2, "thing.told", "dealreg.registration.q.thing.told"),
             ("-a", 4, "thing.kept", None),
+            ("-b", 2, "thing.kept", None),
+            ("-d", 1, "thing.kept", None),
+            ("-e", 1, "thing.told", "dealreg.registration.p.thing.told"),
         ]
         assert [e.event_type for e in await keeping.read_stream(conn, f"{tag}-a")] == [
             "thing.kept", "thing.told", "thing.also_kept", "thing.kept",
